@@ -1,0 +1,1 @@
+"""Custom Keras layers of the CM-StEW encoder."""
