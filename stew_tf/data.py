@@ -1,0 +1,139 @@
+"""Dataset name → TFDS builder → padded tf.data batches.
+
+Each batch is a dict: `features` ({modality: float32 [B, T, D]}), `mask` (bool [B, T], True on
+real segments, always right-padded so that the GRUs can take the cuDNN path) and `labels`
+(float32 [B, T]).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from stew_tf import builders
+
+
+class DataError(Exception):
+  """Data cannot be found or prepared; the message says what the user should do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """What stew_tf needs to know about one dataset beyond its TFDS features."""
+  builder: str  # folder under datasets/
+  config: str | None  # TFDS builder config; None: the config is named after --label
+  modalities: dict  # name -> feature dimension
+  labels: tuple  # target names; the first is the default --label
+  task: str  # "classification" or "regression"
+  needs_files: bool  # real data: placed in --manual_dir or fetched with --download
+  learning_rate: float  # default --learning_rate (the paper's for real data)
+  epochs: int  # default --epochs
+  single_gru_layer: tuple = ()  # (modality, label or None) pairs whose encoder has 1 Bi-GRU layer
+
+
+DATASETS = {
+    "stew_synthetic": DatasetSpec(
+        builder="stew_synthetic", config="mosi_like",
+        modalities={"text": 100, "audio": 73, "video": 100},
+        labels=("sentiment",), task="classification", needs_files=False,
+        learning_rate=1e-3, epochs=25, single_gru_layer=(("text", None),)),
+    "stew_synthetic/recola_like": DatasetSpec(
+        builder="stew_synthetic", config="recola_like",
+        modalities={"audio": 88, "video_appearance": 168, "video_geometric": 632},
+        labels=("arousal", "valence"), task="regression", needs_files=False,
+        learning_rate=1e-3, epochs=25, single_gru_layer=(("audio", None),)),
+    # Paper, Sec. IV-B: one Bi-GRU layer for the MOSI text model and the RECOLA audio models.
+    "mosi": DatasetSpec(
+        builder="mosi", config=None,
+        modalities={"text": 100, "audio": 73, "video": 100},
+        labels=("sentiment",), task="classification", needs_files=True,
+        learning_rate=1e-4, epochs=100, single_gru_layer=(("text", None),)),
+    "recola": DatasetSpec(
+        builder="recola", config="label",
+        modalities={"audio": 88, "video_appearance": 168, "video_geometric": 632},
+        labels=("arousal", "valence"), task="regression", needs_files=True,
+        learning_rate=1e-5, epochs=100, single_gru_layer=(("audio", None),)),
+}
+
+
+def builder_config_name(spec, label):
+  return label if spec.config == "label" else spec.config
+
+
+def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False):
+  """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed."""
+  spec = DATASETS[dataset]
+  builder_cls = builders.builder_class(spec.builder)
+  builder = builder_cls(config=builder_config_name(spec, label),
+                        data_dir=os.path.expanduser(data_dir) if data_dir else None)
+  if builder.is_prepared():
+    return builder
+  if spec.needs_files and not manual_dir and not download:
+    raise DataError(
+        f"--dataset={dataset} is not prepared in {builder.data_dir} yet. Place its files in a "
+        f"folder and pass --manual_dir=FOLDER, or pass --download to fetch them (network).\n"
+        f"{builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS or ''}".rstrip())
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
+      try_download_gcs=False)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except (FileNotFoundError, ValueError) as error:
+    # The builders' own messages name the file, the line and what was expected.
+    raise DataError(f"--dataset={dataset}: {error}") from error
+  return builder
+
+
+@dataclasses.dataclass
+class Split:
+  """One split kept in memory, batched on demand."""
+  dataset: tf.data.Dataset  # unbatched examples: {features, labels, length}
+  num_examples: int
+  modalities: tuple
+  batch_size: int
+
+  def batches(self, shuffle_seed=None):
+    """Padded batches; `shuffle_seed` (e.g. seed and epoch) fixes the order, None keeps it."""
+    ds = self.dataset
+    if shuffle_seed is not None:
+      ds = ds.shuffle(self.num_examples, seed=shuffle_seed, reshuffle_each_iteration=False)
+    ds = ds.padded_batch(self.batch_size)
+    ds = ds.map(_add_mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+  def feature_moments(self, modality):
+    """Per-dimension mean and variance over all real segments (for input normalisation)."""
+    values = np.concatenate([ex["features"][modality]
+                             for ex in self.dataset.as_numpy_iterator()])
+    return values.mean(axis=0), values.var(axis=0)
+
+
+def _add_mask(batch):
+  time = tf.shape(batch["labels"])[1]
+  mask = tf.sequence_mask(batch.pop("length"), maxlen=time)
+  return {**batch, "mask": mask}
+
+
+def load_split(builder, split, modalities, label, batch_size):
+  """Loads `split` of a prepared builder with the given modalities and target."""
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+
+  def select(example):
+    return {"features": {m: example[m] for m in modalities},
+            "labels": example[label],
+            "length": tf.shape(example[label])[0]}
+
+  ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+  return Split(ds, builder.info.splits[split].num_examples, tuple(modalities), batch_size)
+
+
+def batch_signature(modalities):
+  """The tf.TensorSpec of a batch, for tf.function input signatures (one trace per stage)."""
+  return {
+      "features": {name: tf.TensorSpec([None, None, dim], tf.float32)
+                   for name, dim in modalities.items()},
+      "labels": tf.TensorSpec([None, None], tf.float32),
+      "mask": tf.TensorSpec([None, None], tf.bool),
+  }

@@ -1,0 +1,131 @@
+"""The whole command on the synthetic data: results, export, TensorBoard, checkpoints, resume."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import run_main
+
+FAST = ["--epochs=2", "--patience=5"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tfds_dir):
+  workdir = tmp_path_factory.mktemp("run") / "work"
+  result = run_main("--strong=text", "--weak=audio", f"--workdir={workdir}",
+                    f"--data_dir={tfds_dir}", *FAST)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result
+
+
+def test_results_json_has_the_documented_shape(finished_run):
+  workdir, _ = finished_run
+  results = json.loads((workdir / "results.json").read_text())
+  assert {k: results[k] for k in ("dataset", "label", "strong", "weak", "method", "seed")} == {
+      "dataset": "stew_synthetic", "label": "sentiment", "strong": "text", "weak": "audio",
+      "method": "cm_stew", "seed": 0}
+  for model in ("strong_model", "weak_model"):
+    for split in ("val", "test"):
+      metrics = results[model][split]
+      assert set(metrics) == {"accuracy", "f1_weighted"}
+      assert all(0.0 <= v <= 1.0 for v in metrics.values())
+  assert results["epochs"] == {"stage1": 2, "stage2": 2}
+  assert results["flags"]["alpha"] > 0 and results["flags"]["beta"] > 0
+  assert results["wall_seconds"] > 0
+
+
+def test_progress_shows_stage_epoch_and_each_loss_term(finished_run):
+  _, result = finished_run
+  lines = result.stdout.splitlines()
+  stage2 = [line for line in lines if line.startswith("[stage2 audio] epoch")]
+  assert len(stage2) == 2
+  for term in ("prediction", "dcca", "mae", "total", "val accuracy"):
+    assert term in stage2[0]
+  assert any(line.startswith("[stage1 text] epoch   1/2") for line in lines)
+  assert "Results: cm_stew on stew_synthetic" in result.stdout
+
+
+def test_tensorboard_events_hold_every_term(finished_run):
+  workdir, _ = finished_run
+  expected = {
+      "stage1": {"loss/prediction", "loss/total", "validation/accuracy",
+                 "validation/f1_weighted", "learning_rate"},
+      "stage2": {"loss/prediction", "loss/dcca", "loss/mae", "loss/total",
+                 "validation/accuracy", "validation/f1_weighted", "learning_rate"},
+  }
+  for stage, tags in expected.items():
+    found = {}
+    for path in (workdir / "tensorboard" / stage).glob("events.out.tfevents.*"):
+      for event in tf.compat.v1.train.summary_iterator(str(path)):
+        for value in event.summary.value:
+          found.setdefault(value.tag, []).append(event.step)
+    assert tags <= set(found), (stage, sorted(found))
+    assert sorted(found["loss/total"]) == [1, 2]
+
+
+def test_export_reproduces_the_in_memory_model(finished_run):
+  workdir, _ = finished_run
+  from stew_tf import experiment  # rebuild the in-memory weak model from its best checkpoint
+  loaded = tf.saved_model.load(str(workdir / "export" / "1"))
+  serve = loaded.signatures["serving_default"]
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(3, 17, 73)).astype(np.float32)
+  mask = np.arange(17)[None, :] < np.array([[17], [9], [4]])
+  scores = serve(features=tf.constant(features), mask=tf.constant(mask))["scores"].numpy()
+  assert scores.shape == (3, 17)
+  assert np.all((scores >= 0) & (scores <= 1))
+  predictor = _restore_weak_predictor(workdir)
+  expected = predictor([features, mask], training=False).numpy()
+  np.testing.assert_allclose(scores[mask], expected[mask], atol=1e-5)
+  # Padded steps never change real ones.
+  junk = features.copy()
+  junk[~mask] = 1e3
+  again = serve(features=tf.constant(junk), mask=tf.constant(mask))["scores"].numpy()
+  np.testing.assert_allclose(again[mask], scores[mask], atol=1e-5)
+
+
+def _restore_weak_predictor(workdir):
+  from absl import flags
+  from stew_tf import config as config_lib
+  from stew_tf import data
+  from stew_tf import experiment
+  results = json.loads((workdir / "results.json").read_text())
+  flag_values = flags.FLAGS
+  flag_values(["prog", "--strong=text", "--weak=audio", f"--workdir={workdir}",
+               f"--data_dir={results['flags']['data_dir']}"])
+  try:
+    config = config_lib.from_flags()
+  finally:
+    flag_values.unparse_flags()
+  builder = data.make_builder(config.dataset, config.label, config.data_dir)
+  train = data.load_split(builder, "train", ["text", "audio"], config.label, 32)
+  weak_stage = experiment.build_stages(config, train)[-1]
+  checkpoint = tf.train.Checkpoint(**{m.name: m for m in weak_stage.trained_models})
+  best = tf.train.latest_checkpoint(str(workdir / "checkpoints" / "stage2" / "best"))
+  checkpoint.restore(best).expect_partial()
+  return experiment.build_predictor_of(weak_stage)
+
+
+def test_interrupted_run_resumes_and_completes(tmp_path, tfds_dir):
+  workdir = tmp_path / "work"
+  args = ["--strong=text", "--weak=video", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
+          "--epochs=2", "--patience=5"]
+  # Stage 1 has 5 steps per epoch (160 clips / 32): stop inside stage 2's first epoch.
+  stopped = run_main(*args, "--stop_after_steps=13")
+  assert stopped.returncode == 3, stopped.stderr[-2000:]
+  assert "rerun the same command to resume" in stopped.stderr
+  assert not (workdir / "results.json").exists()
+  assert (workdir / "checkpoints" / "stage1" / "done.json").exists()
+  resumed = run_main(*args)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "[stage1] already finished after 2 epochs" in resumed.stdout
+  assert "[stage1 text] epoch" not in resumed.stdout
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["epochs"] == {"stage1": 2, "stage2": 2}
+  # A third run trains nothing and reproduces the same results.
+  again = run_main(*args)
+  assert "[stage2] already finished" in again.stdout
+  assert json.loads((workdir / "results.json").read_text())["weak_model"] == results["weak_model"]

@@ -1,0 +1,97 @@
+"""The training loop: frozen teacher, NaN handling, early stopping, checkpoints."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stew_tf import data
+from stew_tf import models
+from stew_tf import train
+
+DIMS = {"text": 6, "audio": 5}
+
+
+def _split(num_clips, seed=0, poison=False):
+  rng = np.random.default_rng(seed)
+  examples = []
+  for _ in range(num_clips):
+    length = int(rng.integers(3, 9))
+    text = rng.normal(size=(length, DIMS["text"])).astype(np.float32)
+    audio = (text[:, :DIMS["audio"]] + rng.normal(size=(length, DIMS["audio"]))).astype(np.float32)
+    labels = (text[:, 0] > 0).astype(np.float32)
+    if poison:
+      labels[0] = np.nan
+    examples.append({"features": {"text": text, "audio": audio}, "labels": labels,
+                     "length": length})
+  ds = tf.data.Dataset.from_generator(
+      lambda: iter(examples),
+      output_signature={"features": {m: tf.TensorSpec([None, d], tf.float32)
+                                     for m, d in DIMS.items()},
+                        "labels": tf.TensorSpec([None], tf.float32),
+                        "length": tf.TensorSpec([], tf.int32)})
+  return data.Split(ds.cache(), num_clips, tuple(DIMS), batch_size=4)
+
+
+def _stages(dropout=0.1):
+  zeros = {m: (np.zeros(d), np.ones(d)) for m, d in DIMS.items()}
+  teacher = models.build_encoder(DIMS["text"], 1, dropout, *zeros["text"], "strong")
+  stage1 = train.Stage("stage1", "text", teacher,
+                       models.build_classifier(models.LATENT_DIM, "classification", "strong"),
+                       "classification")
+  weak = models.build_encoder(DIMS["audio"], 1, dropout, *zeros["audio"], "weak")
+  stage2 = train.Stage(
+      "stage2", "audio", weak,
+      models.build_classifier(models.LATENT_DIM, "classification", "weak"), "classification",
+      teacher=teacher, strong_modality="text",
+      decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
+      strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0)
+  return stage1, stage2
+
+
+def _trainer(stage, workdir, epochs=2, patience=5, budget=None):
+  return train.Trainer(stage, DIMS, 1e-3, epochs, patience, seed=0, workdir=str(workdir),
+                       step_budget=budget, log=lambda line: None)
+
+
+def test_stage2_never_changes_the_frozen_strong_encoder(tmp_path):
+  stage1, stage2 = _stages()
+  before = [w.copy() for w in stage1.encoder.get_weights()]
+  weak_before = [w.copy() for w in stage2.encoder.get_weights()]
+  trainer = _trainer(stage2, tmp_path)
+  assert not any(v is w for v in trainer.variables for w in stage1.encoder.weights)
+  trainer.fit(_split(16), _split(8, seed=1))
+  for old, new in zip(before, stage1.encoder.get_weights()):
+    np.testing.assert_array_equal(old, new)
+  assert any(not np.array_equal(old, new)
+             for old, new in zip(weak_before, stage2.encoder.get_weights()))
+
+
+def test_nan_loss_stops_with_the_step_and_term_and_keeps_the_checkpoint(tmp_path):
+  stage1, stage2 = _stages()
+  _trainer(stage1, tmp_path, epochs=1).fit(_split(8), _split(4, seed=1))
+  trainer = _trainer(stage2, tmp_path)
+  with pytest.raises(train.TrainingDiverged, match=r"\[stage2\] loss term 'prediction' is nan "
+                     r"at epoch 1, step 1"):
+    trainer.fit(_split(8, poison=True), _split(4, seed=1))
+  # Stage 1's finished work is still there.
+  assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / "stage1" / "best"))
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+  stage1, _ = _stages()
+  trainer = _trainer(stage1, tmp_path, epochs=30, patience=2)
+  validation = _split(8, seed=1)
+  epochs = trainer.fit(_split(8), validation)
+  best_epoch = int(tf.train.latest_checkpoint(
+      str(tmp_path / "checkpoints" / "stage1" / "best")).rsplit("-", 1)[1])
+  assert epochs == 30 or epochs == best_epoch + 2
+  # The weights left loaded are the best epoch's: their validation metric is the best value.
+  assert trainer.evaluate(validation)["accuracy"] == pytest.approx(float(trainer.best_value.numpy()))
+
+
+def test_stop_after_steps_raises_after_exactly_that_many_steps(tmp_path):
+  stage1, _ = _stages()
+  budget = train.StepBudget(3)
+  with pytest.raises(train.StopRequested, match="stopped after 3 training steps"):
+    _trainer(stage1, tmp_path, budget=budget).fit(_split(16), _split(4, seed=1))
+  assert budget.steps == 3
