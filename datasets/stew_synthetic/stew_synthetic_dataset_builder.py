@@ -51,8 +51,8 @@ _MOSI_LIKE = SyntheticConfig(
     "12-40 segments per clip, binary sentiment per segment.",
     modalities={
         "text": _Modality(100, 1.0, 0.3, 0.2, False),
-        "audio": _Modality(73, 0.35, 1.0, 0.6, True),
-        "video": _Modality(100, 0.3, 1.0, 0.6, True),
+        "audio": _Modality(73, 0.15, 1.0, 0.6, True),
+        "video": _Modality(100, 0.15, 1.0, 0.6, True),
     },
     labels=("sentiment",),
     task="classification",
