@@ -21,7 +21,7 @@ _METHOD = flags.DEFINE_enum(
     "method", "cm_stew", METHODS,
     "cm_stew: full method; no_lfa: alpha=0; no_decoder: beta=0 and no decoder; enc_cls: weak "
     "encoder + classifier alone (no stage 1); cls_only: classifier on raw weak features.")
-_ALPHA = flags.DEFINE_float("alpha", 0.01, "Weight of the DCCA alignment loss (-correlation). "
+_ALPHA = flags.DEFINE_float("alpha", 0.1, "Weight of the DCCA alignment loss (-correlation). "
                             "Chosen on validation data; see README.")
 _BETA = flags.DEFINE_float("beta", 1.0, "Weight of the MAE translation loss. "
                            "Chosen on validation data; see README.")
@@ -126,7 +126,9 @@ class ExperimentConfig:
 def _check_modalities(values):
   spec = data.DATASETS[values["dataset"]]
   valid = ", ".join(spec.modalities)
-  for name in ("strong", "weak"):
+  # The uni-modal baselines ignore --strong, so only the transfer methods check it.
+  checked = ("strong", "weak") if values["method"] in TRANSFER_METHODS else ("weak",)
+  for name in checked:
     if values[name] not in spec.modalities:
       raise flags.ValidationError(
           f"--{name}={values[name]} is not a modality of --dataset={values['dataset']}; "
