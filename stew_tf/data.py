@@ -70,11 +70,8 @@ def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False)
                         data_dir=os.path.expanduser(data_dir) if data_dir else None)
   if builder.is_prepared():
     return builder
-  if spec.needs_files and not manual_dir and not download:
-    raise DataError(
-        f"--dataset={dataset} is not prepared in {builder.data_dir} yet. Place its files in a "
-        f"folder and pass --manual_dir=FOLDER, or pass --download to fetch them (network).\n"
-        f"{builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS or ''}".rstrip())
+  if spec.needs_files and not download:
+    _check_manual_dir(dataset, spec, builder, manual_dir)
   download_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
       try_download_gcs=False)
@@ -84,6 +81,23 @@ def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False)
     # The builders' own messages name the file, the line and what was expected.
     raise DataError(f"--dataset={dataset}: {error}") from error
   return builder
+
+
+def _check_manual_dir(dataset, spec, builder, manual_dir):
+  """Fails early, before TFDS would fall back to a download, when files are missing."""
+  module = builders.builder_module(spec.builder)
+  if not manual_dir:
+    raise DataError(
+        f"--dataset={dataset} is not prepared in {builder.data_dir} yet. Place its files in a "
+        f"folder and pass --manual_dir=FOLDER, or pass --download to fetch them (network).\n"
+        f"{module.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS or ''}".rstrip())
+  if not os.path.isdir(os.path.expanduser(manual_dir)):
+    raise DataError(f"--manual_dir={manual_dir} is not a folder")
+  missing = module.missing_files(manual_dir) if hasattr(module, "missing_files") else []
+  if missing:
+    raise DataError(f"--manual_dir={manual_dir} lacks {len(missing)} file(s) of "
+                    f"--dataset={dataset}; put each file where shown (source on the right), or "
+                    f"pass --download:\n{module.files_needed(missing, manual_dir)}")
 
 
 @dataclasses.dataclass

@@ -1,0 +1,37 @@
+"""--dataset=mosi / recola through the CLI: offline errors, and training on the builders' dummy data."""
+
+import json
+
+from tests.helpers import REPO_ROOT
+from tests.helpers import run_main
+
+
+def test_mosi_without_files_names_the_flag_to_use(tmp_path):
+  result = run_main("--dataset=mosi", f"--data_dir={tmp_path}", f"--workdir={tmp_path / 'w'}",
+                    timeout=120)
+  assert result.returncode == 1
+  assert "pass --manual_dir=FOLDER, or pass --download" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_mosi_with_an_incomplete_manual_dir_lists_the_missing_files(tmp_path):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  (manual / "transcripts.csv").write_text("")
+  result = run_main("--dataset=mosi", f"--manual_dir={manual}", f"--data_dir={tmp_path}",
+                    f"--workdir={tmp_path / 'w'}", timeout=120)
+  assert result.returncode == 1
+  assert "lacks 8 file(s) of --dataset=mosi" in result.stderr
+  assert f"{manual}/audio/audio_test0.csv  <-  https://" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_mosi_trains_end_to_end_from_a_manual_dir(tmp_path):
+  workdir = tmp_path / "w"
+  result = run_main("--dataset=mosi", "--strong=text", "--weak=audio", "--epochs=1",
+                    f"--manual_dir={REPO_ROOT / 'datasets' / 'mosi' / 'dummy_data'}",
+                    f"--data_dir={tmp_path}", f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["dataset"] == "mosi" and results["epochs"] == {"stage1": 1, "stage2": 1}
+  assert set(results["weak_model"]["test"]) == {"accuracy", "f1_weighted"}
