@@ -95,3 +95,36 @@ def test_stop_after_steps_raises_after_exactly_that_many_steps(tmp_path):
   with pytest.raises(train.StopRequested, match="stopped after 3 training steps"):
     _trainer(stage1, tmp_path, budget=budget).fit(_split(16), _split(4, seed=1))
   assert budget.steps == 3
+
+
+def test_mixed_precision_keeps_losses_and_dcca_in_float32(tmp_path):
+  import keras
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    _, stage2 = _stages()
+    trainer = _trainer(stage2, tmp_path)
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert stage2.encoder.get_layer("weak_bigru1").compute_dtype == "float16"
+    batch = next(iter(_split(8).batches()))
+    terms = trainer.train_step(batch)
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  assert set(terms) == {"prediction", "dcca", "mae", "total"}
+  for value in terms.values():
+    assert value.dtype == tf.float32 and np.isfinite(value.numpy())
+
+
+def test_jit_compiled_step_matches_the_plain_one(tmp_path):
+  zeros = (np.zeros(DIMS["audio"]), np.ones(DIMS["audio"]))
+  losses = []
+  for jit_compile in (False, True):
+    tf.keras.utils.set_random_seed(0)
+    stage = train.Stage("stage1", "audio",
+                        models.build_identity_encoder(DIMS["audio"], *zeros, "weak"),
+                        models.build_classifier(DIMS["audio"], "classification", "weak",
+                                                dropout=0.0), "classification")
+    trainer = train.Trainer(stage, DIMS, 1e-2, 1, 1, 0, str(tmp_path / str(jit_compile)),
+                            log=lambda line: None, jit_compile=jit_compile)
+    losses.append([float(trainer.train_step(batch)["total"])
+                   for batch in _split(16).batches()])
+  np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
