@@ -3,13 +3,11 @@
 import json
 import shutil
 
-import keras
 import numpy as np
 import pytest
 
-from stew_tf import export
-from stew_tf import models
 from stew_tf import predict
+from tests.helpers import export_random_predictor
 from tests.helpers import run_main
 
 DIM = 5
@@ -18,13 +16,8 @@ DIM = 5
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """A randomly initialised weak predictor and its export base folder (W/export)."""
-  keras.utils.set_random_seed(0)
-  encoder = models.build_encoder(DIM, gru_layers=1, dropout=0.1, mean=np.zeros(DIM),
-                                 variance=np.ones(DIM), name="weak")
-  classifier = models.build_classifier(models.LATENT_DIM, "classification", "weak")
-  predictor = models.build_predictor(encoder, classifier, "weak")
   base = tmp_path_factory.mktemp("work") / "export"
-  export.export_predictor(predictor, str(base))
+  predictor, _ = export_random_predictor(base, DIM, seed=0)
   return predictor, base
 
 

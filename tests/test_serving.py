@@ -10,14 +10,12 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from stew_tf import export
-from stew_tf import models
 from tests.helpers import REPO_ROOT
+from tests.helpers import export_random_predictor
 
 DIM = 5
 
@@ -25,13 +23,7 @@ DIM = 5
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """A randomly initialised weak predictor and its SavedModel version folder (W/export/1)."""
-  keras.utils.set_random_seed(1)
-  encoder = models.build_encoder(DIM, gru_layers=1, dropout=0.1, mean=np.zeros(DIM),
-                                 variance=np.ones(DIM), name="weak")
-  classifier = models.build_classifier(models.LATENT_DIM, "classification", "weak")
-  predictor = models.build_predictor(encoder, classifier, "weak")
-  path = export.export_predictor(predictor, str(tmp_path_factory.mktemp("work") / "export"))
-  return predictor, path
+  return export_random_predictor(tmp_path_factory.mktemp("work") / "export", DIM, seed=1)
 
 
 @pytest.fixture(scope="module")
