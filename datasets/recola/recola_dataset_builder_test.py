@@ -119,6 +119,28 @@ def test_header_variants_and_line_endings(tmp_path):
   assert arff_io.read_header(path) == table.header
 
 
+def test_arff_values_match_liac_arff(tmp_path):
+  """liac-arff, an independent ARFF reader, is the reference for the values arff_io returns."""
+  arff = pytest.importorskip("arff")
+  rng = np.random.default_rng(0)
+  make_dummy_data.write_avec2016_tree(
+      tmp_path, num_frames=50, recordings=(1,), targets=("valence",), partitions=("dev",),
+      feature_fn=lambda _, modality, labels: rng.normal(
+          size=(len(labels), make_dummy_data.FEATURE_DIMS[modality])))
+  paths = [tmp_path / make_dummy_data.feature_dir(m) / "valence" / "dev_1.arff"
+           for m in make_dummy_data.FEATURE_DIMS]
+  paths.append(tmp_path / "ratings_gold_standard" / "valence" / "dev_1.arff")
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      reference = arff.load(f)
+    numeric = [i for i, (_, kind) in enumerate(reference["attributes"])
+               if kind in ("NUMERIC", "REAL", "INTEGER")]
+    expected = np.array([[row[i] for i in numeric] for row in reference["data"]])
+    table = arff_io.read(path)
+    assert list(table.header.numeric_names) == [reference["attributes"][i][0] for i in numeric], path
+    np.testing.assert_array_equal(table.values, expected, err_msg=str(path))
+
+
 def test_crlf_and_semicolon_files_give_the_same_dataset(tmp_path):
   for name, options in (("lf", {}), ("crlf", {"newline": "\r\n", "gold_delimiter": ";"})):
     make_dummy_data.write_avec2016_tree(tmp_path / name, targets=("arousal",), **_SMALL_TREE,
