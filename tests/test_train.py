@@ -33,12 +33,12 @@ def _split(num_clips, seed=0, poison=False):
 
 
 def _stages(dropout=0.1):
-  zeros = {m: (np.zeros(d), np.ones(d)) for m, d in DIMS.items()}
-  teacher = models.build_encoder(DIMS["text"], 1, dropout, *zeros["text"], "strong")
+  moments = {m: (np.zeros(d), np.ones(d)) for m, d in DIMS.items()}
+  teacher = models.build_encoder(DIMS["text"], 1, dropout, *moments["text"], "strong")
   stage1 = train.Stage("stage1", "text", teacher,
                        models.build_classifier(models.LATENT_DIM, "classification", "strong"),
                        "classification")
-  weak = models.build_encoder(DIMS["audio"], 1, dropout, *zeros["audio"], "weak")
+  weak = models.build_encoder(DIMS["audio"], 1, dropout, *moments["audio"], "weak")
   stage2 = train.Stage(
       "stage2", "audio", weak,
       models.build_classifier(models.LATENT_DIM, "classification", "weak"), "classification",
@@ -115,12 +115,12 @@ def test_mixed_precision_keeps_losses_and_dcca_in_float32(tmp_path):
 
 
 def test_jit_compiled_step_matches_the_plain_one(tmp_path):
-  zeros = (np.zeros(DIMS["audio"]), np.ones(DIMS["audio"]))
+  moments = (np.zeros(DIMS["audio"]), np.ones(DIMS["audio"]))
   losses = []
   for jit_compile in (False, True):
     tf.keras.utils.set_random_seed(0)
     stage = train.Stage("stage1", "audio",
-                        models.build_identity_encoder(DIMS["audio"], *zeros, "weak"),
+                        models.build_identity_encoder(DIMS["audio"], *moments, "weak"),
                         models.build_classifier(DIMS["audio"], "classification", "weak",
                                                 dropout=0.0), "classification")
     trainer = train.Trainer(stage, DIMS, 1e-2, 1, 1, 0, str(tmp_path / str(jit_compile)),
