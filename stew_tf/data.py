@@ -31,6 +31,19 @@ class DatasetSpec:
   learning_rate: float  # default --learning_rate (the paper's for real data)
   epochs: int  # default --epochs
   single_gru_layer: tuple = ()  # (modality, label or None) pairs whose encoder has 1 Bi-GRU layer
+  # Per-label exceptions to `task`, and the value range of regression labels (default [-1, 1]).
+  label_tasks: tuple = ()  # (label, task) pairs
+  label_ranges: tuple = ()  # (label, (low, high)) pairs
+
+  def task_of(self, label):
+    """"classification" or "regression" for `label`."""
+    return dict(self.label_tasks).get(label, self.task)
+
+  def label_range(self, label):
+    """(low, high) of a regression label; None for classification."""
+    if self.task_of(label) != "regression":
+      return None
+    return tuple(dict(self.label_ranges).get(label, (-1.0, 1.0)))
 
 
 DATASETS = {
@@ -56,6 +69,12 @@ DATASETS = {
         labels=("arousal", "valence"), task="regression", needs_files=True,
         learning_rate=1e-5, epochs=100, single_gru_layer=(("audio", None),)),
 }
+
+
+def get_spec(dataset, manual_dir=None):
+  """The DatasetSpec of `dataset` (`manual_dir` for datasets described by their own files)."""
+  del manual_dir  # every dataset so far is described in DATASETS
+  return DATASETS[dataset]
 
 
 def builder_config_name(spec, label):

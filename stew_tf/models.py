@@ -71,14 +71,22 @@ def build_identity_encoder(input_dim, mean, variance, name):
   return keras.Model([features, mask], x, name=f"{name}_identity_encoder")
 
 
-def build_classifier(input_dim, task, name, dropout=CLASSIFIER_DROPOUT):
-  """Γ^c: Dense(300, relu) → Dropout(0.3) → Dense(1, sigmoid | tanh), per time step."""
+def build_classifier(input_dim, task, name, dropout=CLASSIFIER_DROPOUT, label_range=None):
+  """Γ^c: Dense(300, relu) → Dropout(0.3) → Dense(1, sigmoid | tanh), per time step.
+
+  For regression, `label_range` (low, high) maps tanh's [-1, 1] linearly onto the labels' range,
+  so that the model (and its export) answers on the labels' own scale.
+  """
   latents = keras.Input(shape=(None, input_dim), name=f"{name}_latents")
   x = layers.Dense(CLASSIFIER_UNITS, activation="relu", name=f"{name}_hidden")(latents)
   x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
   activation = "sigmoid" if task == "classification" else "tanh"
   # float32 output even under a mixed-precision policy: scores feed float32 losses.
   x = layers.Dense(1, activation=activation, dtype="float32", name=f"{name}_score")(x)
+  if task == "regression" and label_range is not None and tuple(label_range) != (-1.0, 1.0):
+    low, high = label_range
+    x = layers.Rescaling((high - low) / 2.0, offset=(high + low) / 2.0, dtype="float32",
+                         name=f"{name}_label_range")(x)
   scores = layers.Reshape((-1,), name=f"{name}_scores")(x)
   return keras.Model(latents, scores, name=f"{name}_classifier")
 
