@@ -58,23 +58,54 @@ DATASETS = {
         labels=("arousal", "valence"), task="regression", needs_files=False,
         learning_rate=1e-3, epochs=25, single_gru_layer=(("audio", None),)),
     # Paper, Sec. IV-B: one Bi-GRU layer for the MOSI text model and the RECOLA audio models.
+    # sentiment: binary (score >= 0); sentiment_score: the annotators' mean score in [-3, 3].
     "mosi": DatasetSpec(
         builder="mosi", config=None,
         modalities={"text": 100, "audio": 73, "video": 100},
-        labels=("sentiment",), task="classification", needs_files=True,
-        learning_rate=1e-4, epochs=100, single_gru_layer=(("text", None),)),
+        labels=("sentiment", "sentiment_score"), task="classification", needs_files=True,
+        learning_rate=1e-4, epochs=100, single_gru_layer=(("text", None),),
+        label_tasks=(("sentiment_score", "regression"),),
+        label_ranges=(("sentiment_score", (-3.0, 3.0)),)),
     "recola": DatasetSpec(
         builder="recola", config="label",
         modalities={"audio": 88, "video_appearance": 168, "video_geometric": 632},
         labels=("arousal", "valence"), task="regression", needs_files=True,
         learning_rate=1e-5, epochs=100, single_gru_layer=(("audio", None),)),
+    # Your own clips (datasets/clips, docs/own_data.md): a placeholder; get_spec reads the real
+    # modalities, task and label range from --manual_dir/spec.json. Defaults (our choice): the
+    # learning rate and epochs that train the small synthetic data; early stopping ends sooner.
+    "clips": DatasetSpec(
+        builder="clips", config=None, modalities={}, labels=("label",), task="classification",
+        needs_files=True, learning_rate=1e-3, epochs=50),
 }
 
 
 def get_spec(dataset, manual_dir=None):
-  """The DatasetSpec of `dataset` (`manual_dir` for datasets described by their own files)."""
-  del manual_dir  # every dataset so far is described in DATASETS
-  return DATASETS[dataset]
+  """The DatasetSpec of `dataset`; for "clips", read from `manual_dir`/spec.json."""
+  if dataset not in DATASETS:
+    raise DataError(f"--dataset={dataset} is not a dataset; choose one of: "
+                    f"{', '.join(sorted(DATASETS))}")
+  spec = DATASETS[dataset]
+  if spec.builder != "clips":
+    return spec
+  module = builders.builder_module("clips")
+  try:
+    clips = module.read_spec(_clips_dir(manual_dir))
+  except (FileNotFoundError, ValueError) as error:
+    raise DataError(f"--dataset=clips: {error}") from error
+  label_ranges = ((module.LABEL, clips.label_range),) if clips.label_range else ()
+  return dataclasses.replace(spec, modalities=dict(clips.modalities), labels=(module.LABEL,),
+                             task=clips.task, label_ranges=label_ranges)
+
+
+def _clips_dir(manual_dir):
+  if not manual_dir:
+    raise DataError("--dataset=clips needs --manual_dir=DIR: a folder holding spec.json, "
+                    "train.npz, validation.npz and test.npz (see docs/own_data.md)")
+  directory = os.path.expanduser(manual_dir)
+  if not os.path.isdir(directory):
+    raise DataError(f"--manual_dir={manual_dir} is not a folder")
+  return directory
 
 
 def builder_config_name(spec, label):
@@ -83,13 +114,20 @@ def builder_config_name(spec, label):
 
 def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False):
   """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed."""
-  spec = DATASETS[dataset]
+  spec = get_spec(dataset, manual_dir)
   builder_cls = builders.builder_class(spec.builder)
-  builder = builder_cls(config=builder_config_name(spec, label),
-                        data_dir=os.path.expanduser(data_dir) if data_dir else None)
+  if spec.builder == "clips":
+    # The config (named by a hash of the folder's files) is prepared once per folder content.
+    try:
+      config = builders.builder_module("clips").config_from_dir(_clips_dir(manual_dir))
+    except (FileNotFoundError, ValueError) as error:
+      raise DataError(f"--dataset=clips: {error}") from error
+  else:
+    config = builder_config_name(spec, label)
+  builder = builder_cls(config=config, data_dir=os.path.expanduser(data_dir) if data_dir else None)
   if builder.is_prepared():
     return builder
-  if spec.needs_files and not download:
+  if spec.needs_files and not download and spec.builder != "clips":
     _check_manual_dir(dataset, spec, builder, manual_dir)
   download_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,
