@@ -7,6 +7,7 @@ Like the real files: every cell is double-quoted, lines end in CRLF, `transcript
 order (so "_10" comes before "_2"), and the modality files list a split's utterances in one shared,
 scrambled order. Video ids contain "_" and "-" as real ones do, and two validation videos of the
 builder (VALIDATION_VIDEOS) stand in the train files so that the validation split is not empty.
+`labels/OpinionLevelSentiment.csv` is unquoted with CRLF ends, like the real score file.
 """
 
 import csv
@@ -23,6 +24,9 @@ _VIDEOS = {
     "test": {"fake_test-D": 6, "fakeTestE": 3},
 }
 _SEED = 1606
+# Scores as the real file writes them (0 counts as positive: label 1 is score >= 0).
+_POSITIVE_SCORES = ("0", "0.2", "0.333333333", "1.4", "3")
+_NEGATIVE_SCORES = ("-0.2", "-1.333333333", "-2.4", "-3")
 
 
 def _write(path, rows):
@@ -58,6 +62,25 @@ def main():
     for modality, values in features.items():
       _write(out / modality / f"{modality}_{split}0.csv",
              [[*(f"{v:.6g}" for v in row), label] for row, label in zip(values, labels)])
+  _write_scores(out / "labels" / "OpinionLevelSentiment.csv", utterances)
+
+
+def _video_and_number(utterance):
+  video, number = utterance[0].rsplit("_", 1)
+  return video, int(number)
+
+
+def _write_scores(path, utterances):
+  """The score file: unquoted, CRLF, by video; each score agrees with its binary label."""
+  rng = np.random.default_rng(_SEED + 1)  # apart from the feature files' generator
+  rows = []
+  for key, _, label, _ in sorted(utterances, key=_video_and_number):
+    video, number = key.rsplit("_", 1)
+    start = rng.uniform(0, 100)
+    score = rng.choice(_POSITIVE_SCORES if label else _NEGATIVE_SCORES)
+    rows.append(f"{start:.8f},{start + rng.uniform(1, 9):.8f},{video},{number},{score}")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes("".join(row + "\r\n" for row in rows).encode())
 
 
 if __name__ == "__main__":

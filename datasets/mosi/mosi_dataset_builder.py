@@ -1,11 +1,13 @@
-"""CMU-MOSI: utterance-level text, audio and video features with binary sentiment, one video each.
+"""CMU-MOSI: utterance-level text, audio and video features with sentiment, one video each.
 
 The features are those of Poria et al. (ACL 2017), published in declare-lab/multimodal-deep-learning
 (bc-LSTM/data): line i of `text_<split>.csv` and of every `<modality>/<modality>_<split>0.csv` is
 the same utterance; the first cell of each line of `text_<split>.csv` is its row in
 `transcripts.csv`, whose key `<video id>_<utterance number>` groups utterances into videos. The
 files are checked before use (cell counts, numbers, finiteness, labels agreeing across files), and
-any defect is a `ValueError` naming the file and the 1-based line.
+any defect is a `ValueError` naming the file and the 1-based line. The continuous sentiment score
+of each utterance (mean of 5 annotators, in [-3, 3]) comes from the CMU-MOSI release's
+`OpinionLevelSentiment.csv`, joined on the transcript key; the binary label must be score >= 0.
 """
 
 import collections
@@ -21,6 +23,10 @@ import tensorflow_datasets as tfds
 _URL_ROOT = ("https://raw.githubusercontent.com/declare-lab/multimodal-deep-learning/"
              "c633012a3d9e53e037e450609678bb1b0169cf05/bc-LSTM/data/")
 TRANSCRIPTS = "transcripts.csv"
+SCORES = "labels/OpinionLevelSentiment.csv"
+_SCORES_URL = ("https://raw.githubusercontent.com/ASA-MOSI/Audio-Sentiment-Analysis/"
+               "c482dd2d939b1a7835d90e4a88ef7cbc4e73f76d/OpinionLevelSentiment.csv")
+SCORE_RANGE = (-3.0, 3.0)
 MODALITY_DIMS = {"text": 100, "audio": 73, "video": 100}
 # The source's own speaker-independent split: 62 train videos, 31 test videos.
 SOURCE_SPLITS = ("train", "test")
@@ -36,8 +42,8 @@ def modality_file(modality, split):
 
 # Every file the builder reads, as a path relative to the manual dir (the layout of bc-LSTM/data).
 FILES = (TRANSCRIPTS, *(index_file(split) for split in SOURCE_SPLITS),
-         *(modality_file(m, split) for m in MODALITY_DIMS for split in SOURCE_SPLITS))
-URLS = {name: _URL_ROOT + name for name in FILES}
+         *(modality_file(m, split) for m in MODALITY_DIMS for split in SOURCE_SPLITS), SCORES)
+URLS = {**{name: _URL_ROOT + name for name in FILES if name != SCORES}, SCORES: _SCORES_URL}
 
 # The paper's 10 validation videos are not public. These 10 of the 62 train videos were chosen
 # once by this rule: the first seed s = 0, 1, 2, ... for which
@@ -140,6 +146,46 @@ def _read_transcripts(file):
   return utterances
 
 
+def _read_scores(file, transcripts):
+  """{key: score} for every utterance of transcripts.csv, checked against its binary label."""
+  lines_of_keys = {}
+  scores = {}
+  for line, cells in _csv_rows(file):
+    if len(cells) != 5:
+      raise _error(file, line, "expected 5 cells (start, end, video id, utterance number, "
+                   f"score), got {len(cells)}")
+    if not re.fullmatch(r"\d+", cells[3]):
+      raise _error(file, line, f"expected an utterance number, got {cells[3]!r}", 4)
+    key = f"{cells[2]}_{int(cells[3])}"
+    if key in lines_of_keys:
+      raise _error(file, line, f"expected each utterance once, but {key!r} is also on line "
+                   f"{lines_of_keys[key]}")
+    try:
+      score = float(cells[4])
+    except ValueError:
+      score = float("nan")
+    if not SCORE_RANGE[0] <= score <= SCORE_RANGE[1]:
+      raise _error(file, line, f"expected a score from {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}, "
+                   f"got {cells[4]!r}", 5)
+    lines_of_keys[key] = line
+    scores[key] = score
+  for utterance in transcripts:
+    if utterance.key not in scores:
+      raise ValueError(f"{file}: expected a score of every utterance of {TRANSCRIPTS}, but "
+                       f"{utterance.key} (its line {utterance.line}) has none")
+    score = scores[utterance.key]
+    if utterance.label != float(score >= 0):
+      raise _error(file, lines_of_keys[utterance.key],
+                   f"expected a score that is >= 0 exactly when the binary label is 1, got "
+                   f"{score:g} for {utterance.key}, labelled {utterance.label:g} on line "
+                   f"{utterance.line} of {TRANSCRIPTS}")
+  known = {utterance.key for utterance in transcripts}
+  for key, line in lines_of_keys.items():
+    if key not in known:
+      raise _error(file, line, f"expected utterances of {TRANSCRIPTS}, got {key!r}")
+  return scores
+
+
 def _read_index(file, transcripts):
   """The first column of `text_<split>.csv`: one row number of `transcripts.csv` per line."""
   rows = []
@@ -192,7 +238,7 @@ def _read_features(file, dim, index_name, num_rows):
   return values32[:, :dim], values32[:, dim], lines
 
 
-def _read_split(files, split, transcripts):
+def _read_split(files, split, transcripts, scores):
   """The examples of one source split: {video id: example}."""
   index = files[index_file(split)]
   index_rows = _read_index(index, transcripts)
@@ -226,6 +272,8 @@ def _read_split(files, split, transcripts):
         "segment_ids": np.array([transcripts[row].key for _, row, _ in members], dtype=object),
         **{modality: values[positions] for modality, values in features.items()},
         "sentiment": labels["text"][positions],
+        "sentiment_score": np.array([scores[transcripts[row].key] for _, row, _ in members],
+                                    dtype=np.float32),
     }
   return examples
 
@@ -233,13 +281,15 @@ def _read_split(files, split, transcripts):
 class Builder(tfds.core.GeneratorBasedBuilder):
   """CMU-MOSI utterance features; one example per video, utterances in spoken order."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release: 52/10/31 train/validation/test videos (1151/296/752 utterances).",
+      "1.1.0": "sentiment_score: the continuous score in [-3, 3] (labels/OpinionLevelSentiment.csv).",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put these files of github.com/declare-lab/multimodal-deep-learning (bc-LSTM/data, commit "
-      "c633012), in this layout, under the manual dir:\n" + files_needed(FILES) +
+      "c633012), and the CMU-MOSI score file (from ASA-MOSI/Audio-Sentiment-Analysis, commit "
+      "c482dd2), in this layout, under the manual dir:\n" + files_needed(FILES) +
       "\nWithout them in the manual dir, the builder downloads them from those URLs.")
 
   def _info(self):
@@ -250,6 +300,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             **{modality: tfds.features.Tensor(shape=(None, dim), dtype=np.float32)
                for modality, dim in MODALITY_DIMS.items()},
             "sentiment": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+            "sentiment_score": tfds.features.Tensor(shape=(None,), dtype=np.float32),
         }),
         homepage="https://github.com/declare-lab/multimodal-deep-learning",
         license="MIT (features); MOSI terms of use (videos and labels)",
@@ -258,8 +309,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     files = {name: _File(name, epath.Path(path)) for name, path in _locate(dl_manager).items()}
     transcripts = _read_transcripts(files[TRANSCRIPTS])
-    train = _read_split(files, "train", transcripts)
-    test = _read_split(files, "test", transcripts)
+    scores = _read_scores(files[SCORES], transcripts)
+    train = _read_split(files, "train", transcripts, scores)
+    test = _read_split(files, "test", transcripts, scores)
     shared = sorted(set(train) & set(test))
     if shared:
       raise ValueError(f"{files[index_file('train')]} and {files[index_file('test')]}: expected "

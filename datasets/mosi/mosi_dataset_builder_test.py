@@ -55,6 +55,7 @@ def test_examples_follow_the_files(tmp_path):
   assert [s.decode() for s in video["segment_ids"]] == [f"fake_train-A_{i}" for i in range(1, 13)]
   assert video["text"].shape == (12, 100) and video["audio"].shape == (12, 73)
   assert video["video"].shape == (12, 100) and video["sentiment"].shape == (12,)
+  assert video["sentiment_score"].shape == (12,)
   # Utterance _10 carries the features and label of its own line in every file.
   transcripts = _read(DUMMY_DATA / "transcripts.csv")
   row = next(i for i, cells in enumerate(transcripts) if cells[0] == "fake_train-A_10")
@@ -63,6 +64,13 @@ def test_examples_follow_the_files(tmp_path):
     cells = _read(DUMMY_DATA / modality / f"{modality}_train0.csv")[line]
     np.testing.assert_allclose(video[modality][9], np.float32(cells[:-1]), rtol=1e-6)
     assert video["sentiment"][9] == float(cells[-1]) == float(transcripts[row][3])
+  # Its score is the one the score file gives fake_train-A, utterance 10.
+  scores = {(cells[2], cells[3]): float(cells[4])
+            for cells in _read(DUMMY_DATA / "labels" / "OpinionLevelSentiment.csv")}
+  assert video["sentiment_score"][9] == np.float32(scores[("fake_train-A", "10")])
+  for split in ("train", "validation", "test"):
+    for ex in _examples(builder, split).values():
+      np.testing.assert_array_equal(ex["sentiment"], ex["sentiment_score"] >= 0)
 
 
 def test_downloads_when_the_manual_dir_is_empty(tmp_path, monkeypatch):
@@ -104,6 +112,17 @@ def test_incomplete_manual_dir_lists_the_missing_files(tmp_path):
   for name in ("audio/audio_test0.csv", "text_train.csv"):
     assert f"{manual / name}  <-  {builder_module.URLS[name]}" in message
   assert "video_test0.csv" not in message
+
+
+def test_manual_dir_without_the_score_file_names_it(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(DUMMY_DATA, manual)
+  (manual / "labels" / "OpinionLevelSentiment.csv").unlink()
+  with pytest.raises(FileNotFoundError) as error:
+    _prepare(manual, tmp_path / "data")
+  assert (f"{manual / 'labels/OpinionLevelSentiment.csv'}  <-  https://raw.githubusercontent.com/"
+          "ASA-MOSI/Audio-Sentiment-Analysis/c482dd2d939b1a7835d90e4a88ef7cbc4e73f76d/"
+          "OpinionLevelSentiment.csv") in str(error.value)
 
 
 def _drop_last_cell(rows, line):
@@ -157,6 +176,20 @@ CORRUPTIONS = {
                            "got '999'"),
     "bad_transcript_key": ("transcripts.csv", 9, _set_cell("nounderscore", 1),
                            "line 9, column 1: expected a key '<video id>_<utterance number>'"),
+    # Line 4 of the score file: _dI--eQ6qVU_1, labelled 1, score 0.
+    "score_disagrees_with_label": ("labels/OpinionLevelSentiment.csv", 4, _set_cell("-0.2", 5),
+                                   "line 4: expected a score that is >= 0 exactly when the binary "
+                                   "label is 1, got -0.2 for _dI--eQ6qVU_1, labelled 1"),
+    "score_out_of_range": ("labels/OpinionLevelSentiment.csv", 2, _set_cell("3.5", 5),
+                           "line 2, column 5: expected a score from -3 to 3, got '3.5'"),
+    "score_not_a_number": ("labels/OpinionLevelSentiment.csv", 7, _set_cell("nan", 5),
+                           "line 7, column 5: expected a score from -3 to 3, got 'nan'"),
+    "score_repeated": ("labels/OpinionLevelSentiment.csv", 3, _repeat_line,
+                       "line 38: expected each utterance once, but '2iD-tVS8NPw_3' is also on "
+                       "line 3"),
+    "score_missing_cell": ("labels/OpinionLevelSentiment.csv", 5, _drop_last_cell,
+                           "line 5: expected 5 cells (start, end, video id, utterance number, "
+                           "score), got 4"),
 }
 
 
@@ -169,6 +202,18 @@ def test_malformed_file_names_file_and_line(name, tmp_path):
   corrupt(rows, line)
   _write(manual / relative, rows)
   with pytest.raises(ValueError, match=re.escape(f"{manual / relative}, {expected}")):
+    _prepare(manual, tmp_path / "data")
+
+
+def test_utterance_without_a_score_is_named(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(DUMMY_DATA, manual)
+  path = manual / "labels" / "OpinionLevelSentiment.csv"
+  rows = _read(path)
+  _write(path, [cells for cells in rows if cells[2:4] != ["fakeTrainB", "2"]])
+  with pytest.raises(ValueError, match=re.escape(
+      f"{path}: expected a score of every utterance of transcripts.csv, but fakeTrainB_2 (its "
+      "line ")):
     _prepare(manual, tmp_path / "data")
 
 
