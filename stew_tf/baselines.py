@@ -32,7 +32,7 @@ class Segments:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-  """A baseline's description and metrics; `test_run` = (clips, labels, scores) of the test split."""
+  """A baseline's description and metrics; `test_run`: (clips, labels, scores) of the test split."""
   kind: str  # "trivial" or "linear_probe"
   description: str
   val: dict

@@ -1,0 +1,236 @@
+"""The reproduce tables as markdown (results.md) and CSV (results.csv), from stew_tf.summary rows:
+paper columns, secondary metrics, bootstrap intervals, paired differences with verdicts,
+baselines, and the protocol label of every row ("selected on test: optimistic, not a result").
+"""
+
+import csv
+import io
+
+import numpy as np
+
+from stew_tf import paper
+from stew_tf import summary
+
+
+def all_positive_baseline(negative, positive):
+  """Accuracy and weighted F1 (eq. 11) of answering "positive" for every segment."""
+  total = negative + positive
+  # Positive class: TP = positive, FP = negative, FN = 0. The negative class has F1 = 0.
+  f1_positive = 2 * positive / (2 * positive + negative)
+  return positive / total, f1_positive * positive / total
+
+
+
+def _mean_std_cell(metric, mean_std):
+  if mean_std is None:
+    return "-"
+  mean, std = mean_std
+  places = summary.digits(metric)
+  return f"{mean:.{places}f}" if std is None else f"{mean:.{places}f} ± {std:.{places}f}"
+
+
+def _interval_cell(row):
+  interval, metric = row["interval"], summary.primary_metric(row["metrics"])
+  if "note" in interval:
+    return "-"
+  places = summary.digits(metric)
+  return f"[{interval['low']:.{places}f}, {interval['high']:.{places}f}]"
+
+
+def _paired_cells(row):
+  """(difference, verdict) cells of a transfer row; ("", "") for other rows."""
+  paired = row["paired"]
+  if not paired:
+    return "", ""
+  if "note" in paired:
+    return "-", "-"
+  places = summary.digits(paired["metric"])
+  interval = ("" if paired["low"] is None
+              else f" [{paired['low']:+.{places}f}, {paired['high']:+.{places}f}]")
+  return (f"{paired['mean']:+.{places}f}{interval}, > 0 on {paired['positive']} of "
+          f"{paired['n']} seeds", paired["verdict"])
+
+
+def _columns(rows):
+  found = {metric for row in rows for metric in row["metrics"]}
+  return ([m for m in summary.METRICS if m in found and summary.METRICS[m].paper],
+          [m for m in summary.METRICS if m in found and summary.METRICS[m].shown])
+
+
+def _method_name(row):
+  return summary.BASELINE_NAMES.get(row["method"]) or paper.METHOD_NAMES[row["method"]]
+
+
+def _modalities(row):
+  return f"{row['strong']} → {row['weak']}" if row["strong"] else row["weak"]
+
+
+def _markdown_row(row, paper_metrics, shown_metrics):
+  cells = [row["label"], _method_name(row), _modalities(row),
+           "-" if row["seeds"] is None else str(row["seeds"])]
+  for metric in paper_metrics:
+    values = row["metrics"].get(metric)
+    paper_value = values and values["paper"]
+    cells += [_mean_std_cell(metric, values and values["test"]),
+              "-" if paper_value is None else f"{paper_value:.{summary.digits(metric)}f}"]
+  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get("val")) for m in paper_metrics]
+  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get("test")) for m in shown_metrics]
+  cells += [_interval_cell(row), *_paired_cells(row), row["protocol"], row["paper_table"] or "-"]
+  if row["epochs"] is None:
+    return cells + ["-", "-"]
+  strong_epochs = f"{row['epochs']['stage1']:.1f}" if row["strong"] else "-"
+  return cells + [f"{strong_epochs} / {row['epochs']['stage2']:.1f}",
+                  ", ".join(f"{d:g}" for d in row["dropout"])]
+
+
+def markdown_table(header, body):
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+
+
+def _table_markdown(rows):
+  paper_metrics, shown_metrics = _columns(rows)
+  primary = {summary.primary_metric(row["metrics"]) for row in rows}
+  primary_title = " / ".join(summary.METRICS[m].title for m in summary.METRICS if m in primary)
+  header = ["Target", "Method", "Modalities", "Seeds"]
+  for metric in paper_metrics:
+    header += [f"Test {summary.METRICS[metric].title}", "Paper"]
+  header += [f"Val {summary.METRICS[m].title}" for m in paper_metrics]
+  header += [f"Test {summary.METRICS[m].title}" for m in shown_metrics]
+  header += [f"Test {primary_title}: 95 % CI over clips", f"Δ {primary_title} vs Encoder + "
+             "Classifier (paired by seed, 95 % CI)", "Verdict", "Protocol", "Paper table",
+             "Epochs (strong / weak)", "Dropout"]
+  return markdown_table(header, [_markdown_row(r, paper_metrics, shown_metrics) for r in rows])
+
+
+_CONVENTIONS = (
+    "Metrics of the weak model (the one deployed), on the test split (CMU-MOSI: the 31 public "
+    "test videos; RECOLA: the AVEC 2016 dev partition, as in the paper) and on our validation "
+    "split. Each cell is the mean ± the sample standard deviation (ddof = 1) over seeds; a cell "
+    "from a single seed has no ±. Accuracy and weighted F1 (eq. 11) are in %, CCC (eq. 12) is "
+    "a fraction in [-1, 1]. \"Paper\" is the paper's single value for the same cell (it reports "
+    "no spread); \"-\" marks a cell the paper does not have. Epochs are the mean numbers of "
+    "epochs each stage trained (early stopping included). The CI column is a 95 % percentile "
+    f"bootstrap over test clips ({summary.RESAMPLES} resamples; each resample draws the clips "
+    "once and applies them to every seed, then averages over seeds). The Δ column is each "
+    "transfer row's difference to the Encoder + Classifier row of the same weak modality and "
+    "protocol, paired by seed (mean, 95 % t-interval, seeds where it is positive); the verdict is "
+    "\"helps\" or \"hurts\" when that interval excludes 0, else \"no detectable difference\". "
+    "Protocol: how the reported epoch was chosen.")
+
+
+def _baseline_lines(rows):
+  lines = []
+  for row in rows:
+    if row["kind"] == "baseline":
+      lines.append(f"- {_method_name(row)}, {row['label']}, {row['weak']}: "
+                   f"{row['description']}.")
+  first = {}
+  for row in rows:
+    if row["kind"] == "baseline" and "accuracy" in row["metrics"]:
+      first.setdefault((row["dataset"], row["label"]), row["test_labels"])
+  for labels in first.values():
+    positive = int(np.sum(labels == 1))
+    accuracy, f1 = all_positive_baseline(labels.size - positive, positive)
+    lines.append(f"- Always answering \"positive\" on the test split ({labels.size - positive} "
+                 f"negative / {positive} positive segments) scores {100 * accuracy:.1f} % "
+                 f"accuracy and {100 * f1:.1f} % weighted F1.")
+  return lines
+
+
+def results_markdown(table, rows, dropout_choices=None, source=None, header_lines=(),
+                     notes=()):
+  """results.md: title, how it was made, conventions, baselines, the table, then the notes."""
+  title = f"# CM-StEW reproduction: {paper.TABLES.get(table, table)}"
+  if any(summary.TEST_SELECTION_LABEL in row["protocol"] for row in rows):
+    title += f" ({summary.TEST_SELECTION_LABEL})"
+  parts = [title, *filter(None, ["\n".join(header_lines), _CONVENTIONS])]
+  if any(row["kind"] == "model" and "ccc" in row["metrics"] for row in rows):
+    parts.append("Any constant prediction has CCC 0.000 and Pearson r 0.000.")
+  baseline_lines = _baseline_lines(rows)
+  if baseline_lines:
+    parts.append("Baselines, computed from the dataset (no training of ours):\n"
+                 + "\n".join(baseline_lines))
+  row_notes = [f"- {_method_name(r)} {_modalities(r)} ({r['protocol']}): {r[k]['note']}"
+               for r in rows for k in ("interval", "paired") if r[k] and "note" in r[k]]
+  if row_notes or notes:
+    parts.append("Notes on the table below:\n" + "\n".join([*row_notes, *notes]))
+  parts.append(_table_markdown(rows) if rows else "No finished run yet.")
+  if dropout_choices:
+    parts.append(dropout_markdown(dropout_choices))
+  if source:
+    parts.append(source)
+  return "\n\n".join(parts) + "\n"
+
+
+def dropout_markdown(choices):
+  """The --tune_dropout section: each experiment's metric per dropout, and the pick."""
+  header = ["Experiment", "Metric", *(f"{d:g}" for d in paper.DROPOUT_GRID), "Chosen"]
+  body, splits = [], set()
+  for name in sorted(choices):
+    choice = choices[name]
+    split, metric = choice.get("split", "val"), choice["metric"]
+    splits.add(split)
+    values = choice.get("values") or choice["validation"]  # "validation": older files
+    cells = [name, f"{split} {summary.METRICS[metric].title}"]
+    for dropout in paper.DROPOUT_GRID:
+      value = values.get(f"{dropout:g}")
+      cells.append("-" if value is None
+                   else f"{summary.display(metric, value):.{summary.digits(metric)}f}")
+    body.append(cells + [f"{choice['dropout']:g}"])
+  if "test" in splits:
+    heading = (f"## Dropout chosen on test ({summary.TEST_SELECTION_LABEL})\n\nEach experiment "
+               "ran the paper's grid on seed 0; its seeds use the dropout with the best TEST "
+               "metric.")
+  else:
+    heading = ("## Dropout chosen on validation\n\nEach experiment ran the paper's grid on seed "
+               "0; its seeds use the dropout with the best validation metric (ties: the smaller "
+               "dropout). The test split played no part.")
+  return heading + "\n\n" + markdown_table(header, body)
+
+
+def _csv_number(value, places):
+  return "" if value is None else f"{value:.{places}f}"
+
+
+def results_csv(rows):
+  """results.csv: one line per row, every metric (% columns named *_pct), intervals, verdicts."""
+  paper_metrics, _ = _columns(rows)
+  names = [m for m in summary.METRICS if any(m in row["metrics"] for row in rows)]
+  fields = ["dataset", "label", "method", "strong", "weak", "protocol", "seeds"]
+  for metric in names:
+    unit = f"{metric}_pct" if summary.METRICS[metric].percent else metric
+    fields += [f"test_{unit}_mean", f"test_{unit}_std"]
+    fields += [f"paper_test_{unit}"] if metric in paper_metrics else []
+    fields += [f"val_{unit}_mean", f"val_{unit}_std"]
+  fields += ["ci_metric", "test_ci95_low", "test_ci95_high", "paired_diff_mean", "paired_diff_low",
+             "paired_diff_high", "paired_positive_seeds", "paired_seeds", "verdict",
+             "paper_table", "epochs_stage1_mean", "epochs_stage2_mean", "dropout"]
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(fields)
+  for row in rows:
+    writer.writerow(_csv_line(row, names, paper_metrics))
+  return buffer.getvalue()
+
+
+def _csv_line(row, names, paper_metrics):
+  line = [row["dataset"], row["label"], row["method"], row["strong"] or "", row["weak"],
+          row["protocol"], "" if row["seeds"] is None else row["seeds"]]
+  for metric in names:
+    # Two more digits than results.md, so that the CSV loses nothing a reader would use.
+    places = summary.digits(metric) + 2
+    values = row["metrics"].get(metric, {})
+    numbers = [*(values.get("test") or (None, None))]
+    numbers += [values.get("paper")] if metric in paper_metrics else []
+    numbers += [*(values.get("val") or (None, None))]
+    line += [_csv_number(x, places) for x in numbers]
+  metric = summary.primary_metric(row["metrics"])
+  interval, paired = row["interval"], row["paired"] or {}
+  places = summary.digits(metric) + 2
+  line += [metric] + [_csv_number(interval.get(k), places) for k in ("low", "high")]
+  line += [_csv_number(paired.get(k), places) for k in ("mean", "low", "high")]
+  line += [paired.get("positive", ""), paired.get("n", ""), paired.get("verdict", "")]
+  epochs = row["epochs"] or {}
+  return line + [row["paper_table"] or "", _csv_number(epochs.get("stage1"), 2),
+                 _csv_number(epochs.get("stage2"), 2), " ".join(f"{d:g}" for d in row["dropout"])]

@@ -1,0 +1,212 @@
+"""Rows of the reproduce tables, as pure functions of results.json dicts (and predictions.npz
+contents): one row per (dataset, label, method, strong, weak, protocol) with mean ± std over
+seeds, the paper's value, a bootstrap interval over test clips, and the paired difference of
+each transfer method to the labels-only `enc_cls` row; plus rows of computed baselines.
+stew_tf.report renders them.
+"""
+
+import dataclasses
+import statistics
+
+import numpy as np
+
+from stew_tf import metrics
+from stew_tf import paper
+from stew_tf import stats
+
+TEST_SELECTION_LABEL = "selected on test: optimistic, not a result"
+NO_VALIDATION_LABEL = "no validation split: fixed epochs, last epoch"
+VALIDATION_LABEL = "selected on validation"
+BASELINE_PROTOCOL = "fit on train, chosen on validation"
+BASELINE_NAMES = {"trivial": "Trivial baseline", "linear_probe": "Linear probe"}
+TRANSFER_METHODS = ("cm_stew", "no_lfa", "no_decoder")
+KEY_FIELDS = ("dataset", "label", "method", "strong", "weak")
+PREDICTIONS_FILE = "predictions.npz"
+RESAMPLES = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  title: str
+  percent: bool  # shown in % (fractions in results.json)
+  paper: bool = False  # the paper reports it: Test, Paper and Val columns in results.md
+  shown: bool = False  # a Test column in results.md (every metric is in results.csv)
+  higher_is_better: bool = True
+
+
+# Column order of the tables.
+METRICS = {
+    "accuracy": Metric("acc. %", True, paper=True),
+    "f1_weighted": Metric("F1w %", True, paper=True),
+    "ccc": Metric("CCC", False, paper=True),
+    "balanced_accuracy": Metric("bal. acc. %", True, shown=True),
+    "positive_rate": Metric("answered positive %", True, shown=True),
+    "precision_negative": Metric("precision neg. %", True),
+    "precision_positive": Metric("precision pos. %", True),
+    "recall_negative": Metric("recall neg. %", True),
+    "recall_positive": Metric("recall pos. %", True),
+    "pearson_r": Metric("Pearson r", False, shown=True),
+    "mae": Metric("MAE", False, shown=True, higher_is_better=False),
+    "rmse": Metric("RMSE", False, higher_is_better=False),
+    "acc7": Metric("Acc-7 %", True, shown=True),
+    "acc2_has0": Metric("Acc-2 has-0 %", True),
+    "f1_has0": Metric("F1 has-0 %", True),
+    "acc2_non0": Metric("Acc-2 non-0 %", True, shown=True),
+    "f1_non0": Metric("F1 non-0 %", True, shown=True),
+}
+
+
+def display(metric, value):
+  return 100 * value if METRICS[metric].percent else value
+
+
+def digits(metric):
+  return 1 if METRICS[metric].percent else 3
+
+
+def primary_metric(names):
+  """The metric early stopping maximises, of the metric names a row has."""
+  return "accuracy" if "accuracy" in names else "ccc"
+
+
+def protocol_label(run_flags):
+  """How a run chose its epoch, from its results["flags"]; test selection is labelled."""
+  labels = []
+  if run_flags.get("select_on", "validation") == "test":
+    labels.append(TEST_SELECTION_LABEL)
+  if run_flags.get("validation", "split") == "none":
+    labels.append(NO_VALIDATION_LABEL)
+  return "; ".join(labels) or VALIDATION_LABEL
+
+
+def _point_metric(metric):
+  """f(labels, scores) of flat arrays for the bootstrap: accuracy or CCC."""
+  if metric == "accuracy":
+    return lambda labels, scores: metrics.binary_accuracy(labels, scores,
+                                                          np.ones(labels.shape, bool))
+  return lambda labels, scores: metrics.ccc(labels, scores, np.ones(labels.shape, bool))
+
+
+def bootstrap(metric, test_runs, resamples=RESAMPLES):
+  """{"low", "high"} (display units) of the clip bootstrap, or {"note": why there is none}.
+
+  Args:
+    metric: "accuracy" or "ccc".
+    test_runs: per seed, predictions.npz contents (test_clip, test_label, test_score) or None.
+    resamples: bootstrap resamples.
+  """
+  missing = sum(run is None for run in test_runs)
+  if missing:
+    return {"note": f"no {PREDICTIONS_FILE} in {missing} of {len(test_runs)} runs"}
+  triples = [(run["test_clip"], run["test_label"], run["test_score"]) for run in test_runs]
+  try:
+    result = stats.bootstrap_interval(_point_metric(metric), triples, resamples)
+  except ValueError as error:
+    return {"note": str(error)}
+  return {"low": display(metric, result["low"]), "high": display(metric, result["high"])}
+
+
+def _split_values(results, split, metric):
+  """Display values of a weak-model metric over runs; None if a run lacks it (no split)."""
+  values = [(r["weak_model"].get(split) or {}).get(metric) for r in results]
+  return None if None in values else [display(metric, v) for v in values]
+
+
+def _row_metrics(results, paper_cell):
+  names = [m for m in METRICS if m in results[0]["weak_model"]["test"]]
+  row_metrics = {}
+  for metric in names:
+    val = _split_values(results, "val", metric)
+    row_metrics[metric] = {
+        "test": stats.mean_std(_split_values(results, "test", metric)),
+        "val": val and stats.mean_std(val), "paper": paper_cell.get(metric),
+        "per_seed": {r["seed"]: display(metric, r["weak_model"]["test"][metric])
+                     for r in results}}
+  return row_metrics
+
+
+def _row_order(key):
+  dataset, label, method, strong, weak, protocol = key
+  return (dataset, label, strong is not None, strong or "", weak,
+          list(paper.METHOD_NAMES).index(method), protocol != VALIDATION_LABEL, protocol)
+
+
+def summarize(results, predictions=None, resamples=RESAMPLES):
+  """One row per (dataset, label, method, strong, weak, protocol) of results.json dicts.
+
+  Each row holds the number of seeds, per weak-model metric the mean and std (ddof = 1) over
+  seeds on test and validation (in display units: % or fraction), the per-seed test values and
+  the paper's value; the mean epochs per stage, the dropouts, the paper's table, the bootstrap
+  interval of the primary metric (`interval`) and, for transfer rows, the paired difference to
+  the enc_cls row of the same weak modality and protocol (`paired`). Rows follow the paper.
+
+  Args:
+    results: results.json dicts.
+    predictions: per result, its predictions.npz contents or None (no interval then).
+    resamples: bootstrap resamples.
+  """
+  predictions = predictions or [None] * len(results)
+  groups = {}
+  for result, prediction in zip(results, predictions):
+    key = tuple(result[k] for k in KEY_FIELDS) + (protocol_label(result["flags"]),)
+    groups.setdefault(key, []).append((result, prediction))
+  rows = []
+  for key in sorted(groups, key=_row_order):
+    runs = [result for result, _ in groups[key]]
+    paper_cell = paper.PAPER.get(key[:5], {})
+    row_metrics = _row_metrics(runs, paper_cell)
+    primary = primary_metric(row_metrics)
+    rows.append({
+        **dict(zip(KEY_FIELDS, key)), "protocol": key[5], "kind": "model",
+        "seeds": len(runs), "metrics": row_metrics,
+        "epochs": {stage: statistics.fmean(r["epochs"][stage] for r in runs)
+                   for stage in ("stage1", "stage2")},
+        "dropout": sorted({r["flags"]["dropout"] for r in runs}),
+        "paper_table": paper_cell.get("table"),
+        "interval": bootstrap(primary, [p for _, p in groups[key]], resamples),
+        "paired": None})
+  _add_paired_differences(rows)
+  return rows
+
+
+def _add_paired_differences(rows):
+  """Sets each transfer row's `paired`: its primary metric minus enc_cls's, paired by seed."""
+  references = {(r["dataset"], r["label"], r["weak"], r["protocol"]): r
+                for r in rows if r["method"] == "enc_cls"}
+  for row in rows:
+    if row["method"] not in TRANSFER_METHODS:
+      continue
+    reference = references.get((row["dataset"], row["label"], row["weak"], row["protocol"]))
+    metric = primary_metric(row["metrics"])
+    if reference is None or metric not in reference["metrics"]:
+      row["paired"] = {"note": "no Encoder + Classifier row with the same protocol to pair with"}
+      continue
+    try:
+      difference = stats.paired_difference(row["metrics"][metric]["per_seed"],
+                                           reference["metrics"][metric]["per_seed"])
+    except ValueError as error:
+      row["paired"] = {"note": str(error)}
+      continue
+    interval = None if difference["low"] is None else (difference["low"], difference["high"])
+    row["paired"] = {**difference, "metric": metric,
+                     "verdict": stats.verdict(interval, METRICS[metric].higher_is_better)}
+
+
+def baseline_rows(computed, resamples=RESAMPLES):
+  """Rows of computed baselines: {(dataset, label, weak): [baselines.Baseline, ...]}."""
+  rows = []
+  for (dataset, label, weak), found in sorted(computed.items()):
+    for baseline in found:
+      names = [m for m in METRICS if m in baseline.test]
+      row_metrics = {m: {"test": (display(m, baseline.test[m]), None),
+                         "val": (display(m, baseline.val[m]), None), "paper": None}
+                     for m in names}
+      clips, labels, scores = baseline.test_run
+      run = {"test_clip": clips, "test_label": labels, "test_score": scores}
+      rows.append({
+          "dataset": dataset, "label": label, "method": baseline.kind, "strong": None,
+          "weak": weak, "protocol": BASELINE_PROTOCOL, "kind": "baseline", "seeds": None,
+          "metrics": row_metrics, "epochs": None, "dropout": [], "paper_table": None,
+          "interval": bootstrap(primary_metric(names), [run], resamples), "paired": None,
+          "description": baseline.description, "test_labels": labels})
+  return rows

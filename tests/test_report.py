@@ -1,0 +1,258 @@
+"""stew_tf.summary and stew_tf.report: reproduce tables from fabricated results.json and
+predictions.npz contents, with hand-checkable numbers."""
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+from stew_tf import baselines
+from stew_tf import report
+from stew_tf import summary
+
+
+def _results(method, strong, weak, seed, test, val, epochs, dataset="mosi", label="sentiment",
+             dropout=0.3, **protocol):
+  """A results.json dict; `test` and `val` map metric names to fractions."""
+  return {"dataset": dataset, "label": label, "strong": strong, "weak": weak, "method": method,
+          "seed": seed, "flags": {"dropout": dropout, **protocol}, "strong_model": None,
+          "weak_model": {"val": val, "test": test},
+          "epochs": {"stage1": epochs[0], "stage2": epochs[1]}, "wall_seconds": 10.0,
+          "export_dir": ""}
+
+
+def _mosi_results():
+  transfer = [
+      _results("cm_stew", "text", "audio", seed, {"accuracy": acc, "f1_weighted": f1},
+               {"accuracy": val, "f1_weighted": val}, epochs)
+      for seed, acc, f1, val, epochs in [(0, 0.60, 0.58, 0.70, (10, 20)),
+                                         (1, 0.62, 0.60, 0.71, (12, 22)),
+                                         (2, 0.67, 0.62, 0.72, (14, 30))]]
+  baseline = _results("enc_cls", None, "audio", 0, {"accuracy": 0.61, "f1_weighted": 0.6},
+                      {"accuracy": 0.5, "f1_weighted": 0.5}, (0, 7), dropout=0.5)
+  return transfer + [baseline]
+
+
+def test_summarize_gives_mean_and_sample_std_next_to_the_paper():
+  baseline, transfer = summary.summarize(_mosi_results())  # baselines come first
+  assert (transfer["method"], transfer["strong"], transfer["weak"], transfer["seeds"]) == (
+      "cm_stew", "text", "audio", 3)
+  accuracy = transfer["metrics"]["accuracy"]
+  # Test accuracy 60, 62, 67 %: mean 63, deviations -3, -1, 4, sample variance 26 / 2 = 13.
+  assert accuracy["test"] == pytest.approx((63.0, math.sqrt(13)))
+  assert accuracy["val"] == pytest.approx((71.0, 1.0))
+  assert accuracy["paper"] == 64.8
+  f1 = transfer["metrics"]["f1_weighted"]
+  assert f1["test"] == pytest.approx((60.0, 2.0))  # 58, 60, 62
+  assert f1["paper"] == 64.3
+  assert transfer["epochs"] == pytest.approx({"stage1": 12.0, "stage2": 24.0})
+  assert transfer["paper_table"] == "IV" and transfer["dropout"] == [0.3]
+  assert (baseline["method"], baseline["strong"], baseline["seeds"]) == ("enc_cls", None, 1)
+  assert baseline["metrics"]["accuracy"]["test"] == pytest.approx((61.0, None))
+  assert baseline["metrics"]["accuracy"]["paper"] == 61.0
+  assert baseline["paper_table"] == "II" and baseline["dropout"] == [0.5]
+
+
+def test_summarize_keeps_ccc_as_a_fraction():
+  results = [_results("cm_stew", "audio", "video_appearance", seed, {"ccc": ccc}, {"ccc": 0.4},
+                      (5, 6), dataset="recola", label="arousal")
+             for seed, ccc in [(0, 0.50), (1, 0.54)]]
+  (row,) = summary.summarize(results)
+  # Mean 0.52; deviations +-0.02: sample variance 2 * 0.0004 / 1.
+  assert row["metrics"]["ccc"]["test"] == pytest.approx((0.52, math.sqrt(0.0008)))
+  assert row["metrics"]["ccc"]["paper"] == 0.574 and row["paper_table"] == "V"
+
+
+def test_a_cell_missing_from_the_paper_is_a_dash():
+  result = _results("enc_cls", None, "audio", 0, {"accuracy": 0.5, "f1_weighted": 0.5},
+                    {"accuracy": 0.5, "f1_weighted": 0.5}, (0, 1), dataset="stew_synthetic")
+  rows = summary.summarize([result])
+  assert rows[0]["metrics"]["accuracy"]["paper"] is None
+  table_line = report.results_markdown("mosi", rows).splitlines()[-1]
+  assert "| 50.0 | - | 50.0 | - |" in table_line
+
+
+def test_markdown_states_cells_paper_conventions_and_trivial_baseline():
+  rows = summary.baseline_rows(_mosi_audio_baselines()) + summary.summarize(_mosi_results())
+  text = report.results_markdown("mosi", rows)
+  assert "| CM-StEW | text → audio | 3 | 63.0 ± 3.6 | 64.8 | 60.0 ± 2.0 | 64.3 |" in text
+  assert "| Encoder + Classifier | audio | 1 | 61.0 | 61.0 | 60.0 | 60.0 |" in text
+  assert "| 12.0 / 24.0 | 0.3 |" in text
+  assert "ddof = 1" in text
+  assert "62.1 % accuracy and 47.6 % weighted F1" in text
+
+
+def test_all_positive_baseline_on_the_mosi_test_split():
+  accuracy, f1 = report.all_positive_baseline(285, 467)
+  assert accuracy == pytest.approx(467 / 752)  # 62.1 %
+  # F1 of the positive class 2 * 467 / (2 * 467 + 285), weighted by 467 / 752; negative F1 is 0.
+  assert f1 == pytest.approx(934 / 1219 * 467 / 752)
+  assert round(100 * f1, 1) == 47.6
+
+
+def test_csv_has_test_val_and_paper_columns():
+  rows = list(csv.DictReader(io.StringIO(report.results_csv(
+      summary.summarize(_mosi_results())))))
+  baseline, transfer = rows
+  assert transfer["method"] == "cm_stew" and transfer["seeds"] == "3"
+  assert float(transfer["test_accuracy_pct_mean"]) == pytest.approx(63.0)
+  assert float(transfer["test_accuracy_pct_std"]) == pytest.approx(math.sqrt(13), abs=1e-3)
+  assert float(transfer["paper_test_accuracy_pct"]) == 64.8
+  assert float(transfer["val_f1_weighted_pct_mean"]) == pytest.approx(71.0)
+  assert float(transfer["epochs_stage2_mean"]) == 24.0
+  assert baseline["strong"] == "" and baseline["test_accuracy_pct_std"] == ""
+
+
+def _mosi_audio_baselines():
+  """Baselines computed from fabricated segments; the test split is MOSI's 285 / 467."""
+  rng = np.random.default_rng(0)
+
+  def split(negative, positive, clips):
+    labels = np.array([0.0] * negative + [1.0] * positive)
+    features = rng.normal(size=(labels.size, 2)) + labels[:, None]
+    return baselines.Segments(features, labels, np.arange(labels.size) % clips)
+  computed = baselines.compute("classification", split(60, 40, 10), split(20, 20, 4),
+                               split(285, 467, 31))
+  return {("mosi", "sentiment", "audio"): computed}
+
+
+def _classification(accuracy):
+  """A full classification_metrics dict of a given accuracy (the rest fixed)."""
+  return {"accuracy": accuracy, "f1_weighted": accuracy, "balanced_accuracy": 0.5,
+          "precision_negative": 0.4, "precision_positive": 0.6, "recall_negative": 0.3,
+          "recall_positive": 0.7, "positive_rate": 0.75, "confusion": [[1, 2], [3, 4]]}
+
+
+def _paired_results(**protocol):
+  """enc_cls and two transfer methods on audio, seeds 0-2, test accuracy in % below."""
+  accuracies = {"enc_cls": (55, 50, 60), "cm_stew": (60, 62, 67), "no_lfa": (60, 56, 67)}
+  return [_results(method, None if method == "enc_cls" else "text", "audio", seed,
+                   _classification(value / 100), _classification(0.5), (1, 2), **protocol)
+          for method, values in accuracies.items() for seed, value in enumerate(values)]
+
+
+def test_paired_difference_to_enc_cls_by_seed():
+  rows = {row["method"]: row for row in summary.summarize(_paired_results())}
+  # cm_stew - enc_cls: 5, 12, 7 points: mean 8, sample sd sqrt(13), t(2) = 4.303.
+  half_width = 4.303 * math.sqrt(13 / 3)
+  cm_stew = rows["cm_stew"]["paired"]
+  assert cm_stew["mean"] == pytest.approx(8.0)
+  assert (cm_stew["low"], cm_stew["high"]) == pytest.approx((8 - half_width, 8 + half_width))
+  assert (cm_stew["positive"], cm_stew["n"]) == (3, 3)
+  assert cm_stew["verdict"] == "no detectable difference"  # the interval holds 0
+  # no_lfa - enc_cls: 5, 6, 7: mean 6, sd 1: [6 - 2.484, 6 + 2.484] excludes 0.
+  no_lfa = rows["no_lfa"]["paired"]
+  assert (no_lfa["low"], no_lfa["high"]) == pytest.approx((6 - 4.303 / math.sqrt(3),
+                                                           6 + 4.303 / math.sqrt(3)))
+  assert no_lfa["verdict"] == "helps"
+  assert rows["enc_cls"]["paired"] is None
+  text = report.results_markdown("mosi", list(rows.values()))
+  assert "| +8.0 [-1.0, +17.0], > 0 on 3 of 3 seeds | no detectable difference |" in text
+  assert "| +6.0 [+3.5, +8.5], > 0 on 3 of 3 seeds | helps |" in text
+  lines = {line["method"]: line for line in csv.DictReader(io.StringIO(report.results_csv(
+      list(rows.values()))))}
+  assert float(lines["no_lfa"]["paired_diff_low"]) == pytest.approx(6 - 4.303 / math.sqrt(3),
+                                                                    abs=1e-3)
+  assert (lines["no_lfa"]["paired_positive_seeds"], lines["no_lfa"]["verdict"]) == ("3", "helps")
+  assert lines["enc_cls"]["verdict"] == ""
+
+
+def test_secondary_metrics_are_columns_and_the_confusion_matrix_is_left_out():
+  rows = summary.summarize(_paired_results())
+  assert "confusion" not in rows[0]["metrics"]
+  text = report.results_markdown("mosi", rows)
+  assert "| Test bal. acc. % | Test answered positive % |" in text
+  assert "| 50.0 ± 0.0 | 75.0 ± 0.0 |" in text
+  (line, *_) = csv.DictReader(io.StringIO(report.results_csv(rows)))
+  assert float(line["test_recall_positive_pct_mean"]) == pytest.approx(70.0)
+
+
+def test_test_selected_runs_are_labelled_everywhere_and_kept_apart():
+  label = "selected on test: optimistic, not a result"
+  results = _paired_results() + _paired_results(select_on="test")[3:6]  # cm_stew on test
+  rows = summary.summarize(results)
+  selected = [row for row in rows if row["protocol"] == label]
+  assert [row["method"] for row in selected] == ["cm_stew"]
+  assert selected[0]["seeds"] == 3  # not mixed with the validation-selected cm_stew
+  # Its enc_cls partner must use the same protocol: there is none, so no paired difference.
+  assert "no Encoder + Classifier row with the same protocol" in selected[0]["paired"]["note"]
+  text = report.results_markdown("mosi", rows)
+  assert text.splitlines()[0].endswith(f"({label})")
+  table_rows = [line for line in text.splitlines() if line.startswith("| sentiment |")]
+  assert sum(label in line for line in table_rows) == 1
+  assert sum("| selected on validation |" in line for line in table_rows) == 3
+  lines = list(csv.DictReader(io.StringIO(report.results_csv(rows))))
+  assert [line["protocol"] for line in lines].count(label) == 1
+  # Validation-selected rows alone: no label in the title.
+  plain = report.results_markdown("mosi", summary.summarize(_paired_results()))
+  assert label not in plain
+
+
+def test_no_validation_protocol_is_shown_and_has_no_val_cells():
+  results = [_results("enc_cls", None, "audio", 0, _classification(0.6), None, (0, 30),
+                      validation="none")]
+  results[0]["weak_model"]["val"] = None
+  (row,) = summary.summarize(results)
+  assert row["protocol"] == "no validation split: fixed epochs, last epoch"
+  assert row["metrics"]["accuracy"]["val"] is None
+  text = report.results_markdown("mosi", [row])
+  assert "| 60.0 | 61.0 | 60.0 | 60.0 | - | - |" in text
+
+
+def test_bootstrap_interval_from_predictions_pooled_over_seeds():
+  results = _paired_results()[:2]  # enc_cls, seeds 0 and 1
+  # Both seeds: clip 0 right, clip 1 wrong. Resamples give 100 %, 50 % or 0 %: CI [0, 100].
+  run = {"test_clip": np.array([0, 1], np.int32), "test_label": np.array([1.0, 1.0], np.float32),
+         "test_score": np.array([0.9, 0.2], np.float32)}
+  (row,) = summary.summarize(results, [run, run])
+  assert (row["interval"]["low"], row["interval"]["high"]) == (0.0, 100.0)
+  assert "| [0.0, 100.0] |" in report.results_markdown("mosi", [row])
+  (missing,) = summary.summarize(results, [run, None])
+  assert missing["interval"] == {"note": "no predictions.npz in 1 of 2 runs"}
+  assert "no predictions.npz in 1 of 2 runs" in report.results_markdown("mosi", [missing])
+
+
+def test_baseline_rows_are_computed_and_tabulated():
+  rows = summary.baseline_rows(_mosi_audio_baselines())
+  assert [row["method"] for row in rows] == ["trivial", "linear_probe"]
+  trivial = rows[0]
+  # Train is 60 % negative: always "negative" scores 285 / 752 on test.
+  assert trivial["metrics"]["accuracy"]["test"] == pytest.approx((100 * 285 / 752, None))
+  assert trivial["metrics"]["positive_rate"]["test"] == (0.0, None)
+  assert trivial["interval"]["low"] < 100 * 285 / 752 < trivial["interval"]["high"]
+  text = report.results_markdown("mosi", rows + summary.summarize(_paired_results()))
+  assert "| sentiment | Trivial baseline | audio | - | 37.9 | - |" in text
+  assert "| sentiment | Linear probe | audio | - |" in text
+  assert "always \"negative\" (the train split's majority)" in text
+  assert "| fit on train, chosen on validation |" in text
+  lines = list(csv.DictReader(io.StringIO(report.results_csv(rows))))
+  assert [line["method"] for line in lines] == ["trivial", "linear_probe"]
+  assert lines[0]["seeds"] == "" and lines[0]["test_accuracy_pct_mean"] == "37.899"
+
+
+def test_regression_rows_pair_on_ccc():
+  def regression(ccc):
+    return {"ccc": ccc, "pearson_r": ccc + 0.1, "mae": 0.2, "rmse": 0.3}
+  results = [_results(method, "audio" if method == "cm_stew" else None, "video_appearance", seed,
+                      regression(value), regression(0.4), (3, 4), dataset="recola",
+                      label="arousal")
+             for method, values in {"enc_cls": (0.50, 0.52), "cm_stew": (0.55, 0.56)}.items()
+             for seed, value in enumerate(values)]
+  rows = {row["method"]: row for row in summary.summarize(results)}
+  paired = rows["cm_stew"]["paired"]
+  assert paired["metric"] == "ccc" and paired["mean"] == pytest.approx(0.045)
+  # Differences 0.05, 0.04: sd 0.00707, t(1) = 12.706: the interval holds 0.
+  assert paired["verdict"] == "no detectable difference"
+  text = report.results_markdown("recola", list(rows.values()))
+  assert "| Test Pearson r | Test MAE |" in text
+  assert "Any constant prediction has CCC 0.000" in text
+
+
+def test_dropout_chosen_on_test_is_labelled():
+  choices = {"mosi_audio_enc_cls": {"metric": "accuracy", "dropout": 0.2, "split": "test",
+                                    "values": {"0.2": 0.6, "0.3": 0.5}}}
+  text = report.dropout_markdown(choices)
+  assert text.startswith("## Dropout chosen on test (selected on test: optimistic, not a result)")
+  assert "| mosi_audio_enc_cls | test acc. % | 60.0 | 50.0 | - | - | - | - | 0.2 |" in text

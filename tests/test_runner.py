@@ -1,0 +1,317 @@
+"""stew_tf.runner and the stew_tf.reproduce CLI, with a fake stew_tf.main (fast)."""
+
+import csv
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from stew_tf import paper
+from stew_tf import reproduce
+from stew_tf import runner
+from tests.helpers import run_main
+
+# Stands in for `python -m stew_tf.main`: logs its arguments and writes a results.json whose
+# validation accuracy peaks at dropout 0.5 and whose test accuracy peaks at dropout 0.2, and a
+# predictions.npz (2 test clips of 2 segments) when FAKE_PREDICTIONS is set.
+FAKE_MAIN = r'''
+import json, os, pathlib, sys
+import numpy as np
+args = dict((arg[2:].split("=", 1) + ["true"])[:2] for arg in sys.argv[1:])  # --x: true
+values = {}
+for line in pathlib.Path(args["flagfile"]).read_text().splitlines():
+  if line.startswith("--"):
+    name, value = line[2:].split("=", 1)
+    values[name] = value
+values.update(args)  # the command line overrides the flagfile
+with open(os.environ["FAKE_CALLS"], "a") as f:
+  f.write(json.dumps(sys.argv[1:]) + "\n")
+seed, dropout = int(values["seed"]), float(values.get("dropout", 0.3))
+if os.environ.get("FAKE_FAIL_SEED") == str(seed):
+  sys.exit(1)
+transfer = values["method"] in ("cm_stew", "no_lfa", "no_decoder")
+metrics = lambda acc: {"accuracy": acc, "f1_weighted": acc - 0.01}
+results = {
+    "dataset": values["dataset"], "label": values["label"],
+    "strong": values["strong"] if transfer else None, "weak": values["weak"],
+    "method": values["method"], "seed": seed,
+    "flags": {"dropout": dropout, "select_on": values["select_on"],
+              "validation": values["validation"]},
+    "strong_model": None,
+    "weak_model": {"val": metrics(0.7 - (dropout - 0.5) ** 2),
+                   "test": metrics(0.6 - dropout / 10 + seed / 100)},
+    "epochs": {"stage1": 3 if transfer else 0, "stage2": 5},
+    "wall_seconds": 1.0, "export_dir": "",
+}
+workdir = pathlib.Path(values["workdir"])
+workdir.mkdir(parents=True, exist_ok=True)
+(workdir / "results.json").write_text(json.dumps(results))
+if os.environ.get("FAKE_PREDICTIONS"):
+  np.savez(workdir / "predictions.npz", test_clip=np.array([0, 0, 1, 1], np.int32),
+           test_label=np.array([1, 0, 1, 0], np.float32),
+           test_score=np.array([0.9, 0.8, 0.2, 0.1], np.float32))
+'''
+
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner, with FAKE_MAIN in place of stew_tf.main.
+
+
+@pytest.fixture
+def fake_main(tmp_path, monkeypatch):
+  """(command, calls): the fake command, and a function returning the argv of each call so far."""
+  script = tmp_path / "fake_main.py"
+  script.write_text(FAKE_MAIN)
+  calls = tmp_path / "calls.jsonl"
+  monkeypatch.setenv("FAKE_CALLS", str(calls))
+
+  def read_calls():
+    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+  return (sys.executable, str(script)), read_calls
+
+
+def _reproduce(out, command, **kwargs):
+  lines = []
+  failures = reproduce.reproduce(kwargs.pop("table", "mosi"), kwargs.pop("seeds", 2), out,
+                                 command=command, log=lines.append,
+                                 baselines_fn=kwargs.pop("baselines_fn", None), **kwargs)
+  return failures, "\n".join(lines)
+
+
+def _flag(call, name):
+  values = [arg.split("=", 1)[1] for arg in call if arg.startswith(f"--{name}=")]
+  return values[-1] if values else None
+
+
+def test_runs_each_seed_with_the_documented_command(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  failures, log = _reproduce(out, command, only="mosi_text_to_audio_cm_stew", seeds=2,
+                             manual_dir="mosi_files", extra=("--epochs=3",))
+  assert failures == []
+  experiment = "mosi_text_to_audio_cm_stew"
+  assert [call[:4] for call in calls()] == [
+      [f"--flagfile={runner.FLAGFILE_DIR / f'{experiment}.cfg'}", f"--seed={seed}",
+       f"--workdir={out / experiment / f'seed{seed}'}",
+       f"--manual_dir={pathlib.Path('mosi_files').absolute()}"] for seed in (0, 1)]
+  assert all(call[-1] == "--epochs=3" for call in calls())  # extras last: they override
+  assert "[2/2] mosi_text_to_audio_cm_stew seed 1: done in" in log
+  assert "weak test accuracy 0.580" in log and "ETA" in log
+  rows = list(csv.DictReader(open(out / "results.csv")))
+  assert len(rows) == 1 and rows[0]["seeds"] == "2"
+  assert "CM-StEW | text → audio | 2 |" in (out / "results.md").read_text()
+
+
+def test_finished_runs_are_not_rerun(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  only = "mosi_text_to_video_no_lfa"
+  done = out / only / "seed0"
+  done.mkdir(parents=True)
+  (done / "results.json").write_text(json.dumps({
+      "dataset": "mosi", "label": "sentiment", "strong": "text", "weak": "video",
+      "method": "no_lfa", "seed": 0, "flags": {"dropout": 0.3}, "strong_model": None,
+      "weak_model": {"val": {"accuracy": 0.61, "f1_weighted": 0.6},
+                     "test": {"accuracy": 0.57, "f1_weighted": 0.56}},
+      "epochs": {"stage1": 3, "stage2": 5}, "wall_seconds": 10.0, "export_dir": ""}))
+  assert _reproduce(out, command, only=only, seeds=2)[0] == []
+  assert [_flag(call, "seed") for call in calls()] == ["1"]
+  # Restarting with more seeds runs only the new one; then nothing is left to run.
+  failures, log = _reproduce(out, command, only=only, seeds=3)
+  assert failures == [] and "2 of 3 runs already have results.json: skipped." in log
+  assert [_flag(call, "seed") for call in calls()] == ["1", "2"]
+  assert _reproduce(out, command, only=only, seeds=3)[0] == []
+  assert len(calls()) == 2
+  assert "| 3 | 58.0 ± 1.0 |" in (out / "results.md").read_text()  # 57, 58, 59 %
+
+
+def test_a_workdir_from_other_settings_is_refused(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  assert _reproduce(out, command, only="mosi_video_enc_cls", seeds=1,
+                    extra=("--epochs=3",))[0] == []
+  failures, _ = _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)
+  assert len(calls()) == 1
+  ((title, reason),) = failures
+  assert title == "mosi_video_enc_cls seed 0"
+  assert "other settings (extra differ" in reason and "another --out" in reason
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, fake_main, monkeypatch):
+  command, calls = fake_main
+  monkeypatch.setenv("FAKE_FAIL_SEED", "1")
+  out = tmp_path / "out"
+  failures, _ = _reproduce(out, command, only="mosi_text_cls_only", seeds=3, jobs=2)
+  assert [title for title, _ in failures] == ["mosi_text_cls_only seed 1"]
+  assert "failed (exit 1)" in failures[0][1]
+  assert sorted(_flag(call, "seed") for call in calls()) == ["0", "1", "2"]
+  assert "| sentiment | Classifier | text | 2 |" in (out / "results.md").read_text()
+  # The failed run left nothing to reuse, so it may be retried with other settings; the
+  # finished ones may not.
+  monkeypatch.delenv("FAKE_FAIL_SEED")
+  failures, _ = _reproduce(out, command, only="mosi_text_cls_only", seeds=3, extra=("--epochs=2",))
+  assert [title for title, _ in failures] == ["mosi_text_cls_only seed 0",
+                                              "mosi_text_cls_only seed 2"]
+  assert (_flag(calls()[-1], "seed"), calls()[-1][-1]) == ("1", "--epochs=2")
+  assert len(calls()) == 4
+
+
+def test_when_the_data_preparing_run_fails_its_dataset_stops(tmp_path, fake_main, monkeypatch):
+  command, calls = fake_main
+  monkeypatch.setenv("FAKE_FAIL_SEED", "0")
+  failures, _ = _reproduce(tmp_path / "out", command, only="mosi_text_cls_only", seeds=3, jobs=2)
+  assert len(calls()) == 1 and len(failures) == 3
+  assert "which prepares its data, failed" in failures[1][1]
+
+
+def test_jobs_run_in_parallel(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  failures, log = _reproduce(out, command, only="mosi_text_to_audio", seeds=2, jobs=3)
+  assert failures == [] and len(calls()) == 6
+  assert "[6/6]" in log
+  assert len(list(out.glob("*/seed*/results.json"))) == 6
+
+
+def test_only_selects_experiments_by_substring():
+  names = [e.name for e in runner.find_experiments("mosi", "text_to_audio")]
+  assert names == ["mosi_text_to_audio_cm_stew", "mosi_text_to_audio_no_decoder",
+                   "mosi_text_to_audio_no_lfa"]
+  assert len(runner.find_experiments("recola", "valence_video_geometric_to")) == 3
+  assert len(runner.find_experiments("recola")) == 24
+  with pytest.raises(runner.ReproduceError, match="matches no experiment"):
+    runner.find_experiments("mosi", "arousal")
+
+
+def test_tune_dropout_picks_the_best_validation_value(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  failures, _ = _reproduce(out, command, only="mosi_audio_", seeds=2, tune_dropout=True)
+  assert failures == []
+  # enc_cls runs the grid on seed 0; cls_only has no encoder, so nothing to tune.
+  tuning = [call for call in calls() if "/tune_dropout/" in _flag(call, "workdir")]
+  assert [(_flag(c, "seed"), _flag(c, "dropout")) for c in tuning] == [
+      ("0", f"{d:g}") for d in paper.DROPOUT_GRID]
+  assert all("mosi_audio_enc_cls" in _flag(c, "flagfile") for c in tuning)
+  final = {(pathlib.Path(_flag(c, "flagfile")).stem, _flag(c, "seed")): _flag(c, "dropout")
+           for c in calls() if c not in tuning}
+  # The fake's validation peaks at 0.5 (its test accuracy would pick 0.2).
+  assert final == {("mosi_audio_enc_cls", "0"): "0.5", ("mosi_audio_enc_cls", "1"): "0.5",
+                   ("mosi_audio_cls_only", "0"): None, ("mosi_audio_cls_only", "1"): None}
+  choices = json.loads((out / reproduce.CHOICES_FILE).read_text())
+  assert choices["mosi_audio_enc_cls"]["dropout"] == 0.5
+  text = (out / "results.md").read_text()
+  assert "## Dropout chosen on validation" in text
+  assert ("| mosi_audio_enc_cls | val acc. % | 61.0 | 66.0 | 69.0 | 70.0 | 69.0 | 66.0 | 0.5 |"
+          in text)
+  # A restart reruns nothing and chooses the same.
+  assert _reproduce(out, command, only="mosi_audio_", seeds=2, tune_dropout=True)[0] == []
+  assert len(calls()) == 10
+
+
+def test_cli_rejects_an_unknown_experiment():
+  result = run_main("--table=mosi", "--only=no_such_experiment", module="stew_tf.reproduce",
+                    timeout=60)
+  assert result.returncode == 2
+  assert "error: --only=no_such_experiment matches no experiment of --table=mosi" in result.stderr
+
+
+def test_choose_dropout_uses_validation_and_prefers_the_smaller_on_ties():
+  def result(val, test):
+    return {"weak_model": {"val": {"accuracy": val}, "test": {"accuracy": test}}}
+  choices = {0.2: result(0.60, 0.90), 0.4: result(0.70, 0.50), 0.6: result(0.70, 0.60)}
+  assert runner.choose_dropout(choices) == ("accuracy", 0.4)
+
+
+def test_every_run_gets_the_protocol_and_the_shared_teacher_cache(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  failures, log = _reproduce(out, command, only="mosi_text_to_audio_cm_stew", seeds=2,
+                             select_on="test")
+  assert failures == [] and "--select_on=test --validation=split" in log
+  for call in calls():
+    assert (_flag(call, "select_on"), _flag(call, "validation")) == ("test", "split")
+    assert _flag(call, "teacher_cache") == str(out / "teachers")
+  label = "selected on test: optimistic, not a result"
+  text = (out / "results.md").read_text()
+  assert text.splitlines()[0].endswith(f"({label})")
+  assert f"| {label} |" in text
+  (line,) = csv.DictReader(open(out / "results.csv"))
+  assert line["protocol"] == label
+
+
+def test_tune_dropout_on_test_picks_the_best_test_value_and_says_so(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  assert _reproduce(out, command, only="mosi_audio_enc_cls", seeds=1, tune_dropout=True,
+                    select_on="test")[0] == []
+  final = [c for c in calls() if "/tune_dropout/" not in _flag(c, "workdir")]
+  assert [_flag(c, "dropout") for c in final] == ["0.2"]  # the fake's test accuracy peaks there
+  text = (out / "results.md").read_text()
+  assert "## Dropout chosen on test (selected on test: optimistic, not a result)" in text
+  assert json.loads((out / reproduce.CHOICES_FILE).read_text())["mosi_audio_enc_cls"][
+      "split"] == "test"
+
+
+def test_default_out_folder_per_protocol():
+  assert reproduce.default_out("mosi") == "runs/reproduce/mosi"
+  assert reproduce.default_out("mosi", "test") == "runs/reproduce/mosi-select_on_test"
+  assert reproduce.default_out("mosi", validation="none") == "runs/reproduce/mosi-validation_none"
+
+
+def test_a_record_from_before_the_protocol_flags_is_the_default_protocol(tmp_path, fake_main):
+  command, calls = fake_main
+  out = tmp_path / "out"
+  assert _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)[0] == []
+  record_path = out / "mosi_video_enc_cls" / "seed0" / runner.RECORD_FILE
+  record = json.loads(record_path.read_text())
+  del record["select_on"], record["validation"]
+  record_path.write_text(json.dumps(record))
+  assert _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)[0] == []
+  failures, _ = _reproduce(out, command, only="mosi_video_enc_cls", seeds=1, validation="none")
+  assert "select_on" not in failures[0][1] and "validation differ" in failures[0][1]
+  assert len(calls()) == 1
+
+
+def test_the_mosi_table_leaves_out_mosi_score_flagfiles(tmp_path):
+  for name in ("mosi_audio_enc_cls", "mosi_score_audio_enc_cls"):
+    (tmp_path / f"{name}.cfg").write_text("--dataset=mosi\n")
+  assert [e.name for e in runner.find_experiments("mosi", flagfile_dir=tmp_path)] == [
+      "mosi_audio_enc_cls"]
+  assert [e.name for e in runner.find_experiments("mosi_score", flagfile_dir=tmp_path)] == [
+      "mosi_score_audio_enc_cls"]
+
+
+def test_report_has_computed_baselines_intervals_and_the_environment(tmp_path, fake_main,
+                                                                     monkeypatch):
+  from stew_tf import baselines  # pylint: disable=g-import-not-at-top
+  command, _ = fake_main
+  monkeypatch.setenv("FAKE_PREDICTIONS", "1")
+  seen = []
+
+  def fake_baselines(experiments, manual_dir, data_dir, download):
+    seen.append(([e.name for e in experiments], manual_dir, data_dir, download))
+    segments = baselines.Segments(np.array([[0.0], [1.0], [2.0], [3.0]]),
+                                  np.array([0.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 1]))
+    computed = baselines.compute("classification", segments, segments, segments)
+    return {("mosi", "sentiment", "audio"): computed}, ["- a note from the baselines"]
+  out = tmp_path / "out"
+  failures, _ = _reproduce(out, command, only="mosi_audio_enc_cls", seeds=2,
+                           extra=("--download",), baselines_fn=fake_baselines,
+                           invocation="python -m stew_tf.reproduce --table=mosi")
+  assert failures == []
+  assert seen == [(["mosi_audio_enc_cls"], None, None, True)]
+  text = (out / "results.md").read_text()
+  assert "| sentiment | Trivial baseline | audio | - | 50.0 |" in text
+  assert "| sentiment | Linear probe | audio | - | 100.0 |" in text
+  assert "- a note from the baselines" in text
+  # Each seed is right on one of the two segments of each clip: every resample scores 50 %.
+  assert "| Encoder + Classifier | audio | 2 |" in text and "| [50.0, 50.0] |" in text
+  assert "- **Command**: `python -m stew_tf.reproduce --table=mosi`" in text
+  assert "logical CPUs" in text and "tensorflow " in text and "Report written" in text
+  assert [line["method"] for line in csv.DictReader(open(out / "results.csv"))] == ["enc_cls"]
+  assert [line["method"] for line in csv.DictReader(open(out / "baselines.csv"))] == [
+      "trivial", "linear_probe"]
