@@ -29,6 +29,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 from stew_tf import paper
@@ -231,6 +232,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   values = flags.FLAGS
+  # The baselines read the dataset in this process: keep TensorFlow's and TFDS's INFO lines out
+  # of the progress lines (--verbosity=0 brings them back).
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if not values["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
   extra = tuple(arg for value in values.extra for arg in shlex.split(value))
   out = values.out or default_out(values.table, values.select_on, values.validation)
   try:
