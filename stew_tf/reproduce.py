@@ -161,6 +161,10 @@ def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=Fa
   Returns:
     (run title, reason) of each run that did not finish.
   """
+  if tune_dropout and select_on == "validation" and validation == "none":
+    raise runner_lib.ReproduceError(
+        "--tune_dropout chooses on the validation split, which --validation=none removes: "
+        "leave --tune_dropout out, or add --select_on=test (a labelled diagnostic)")
   experiments = runner_lib.find_experiments(table, only)
   out = pathlib.Path(out).absolute()
   manual_dir = os.path.abspath(manual_dir) if manual_dir else None

@@ -315,3 +315,11 @@ def test_report_has_computed_baselines_intervals_and_the_environment(tmp_path, f
   assert [line["method"] for line in csv.DictReader(open(out / "results.csv"))] == ["enc_cls"]
   assert [line["method"] for line in csv.DictReader(open(out / "baselines.csv"))] == [
       "trivial", "linear_probe"]
+
+
+def test_tune_dropout_without_a_validation_split_is_refused(tmp_path, fake_main):
+  command, calls = fake_main
+  with pytest.raises(runner.ReproduceError, match="--tune_dropout chooses on the validation"):
+    _reproduce(tmp_path / "out", command, only="mosi_audio_enc_cls", tune_dropout=True,
+               validation="none")
+  assert calls() == []
