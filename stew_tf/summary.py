@@ -113,7 +113,8 @@ def _split_values(results, split, metric):
 
 
 def _row_metrics(results, paper_cell):
-  names = [m for m in METRICS if m in results[0]["weak_model"]["test"]]
+  # Metrics every run has (results.json from older versions have fewer).
+  names = [m for m in METRICS if all(m in r["weak_model"]["test"] for r in results)]
   row_metrics = {}
   for metric in names:
     val = _split_values(results, "val", metric)

@@ -256,3 +256,13 @@ def test_dropout_chosen_on_test_is_labelled():
   text = report.dropout_markdown(choices)
   assert text.startswith("## Dropout chosen on test (selected on test: optimistic, not a result)")
   assert "| mosi_audio_enc_cls | test acc. % | 60.0 | 50.0 | - | - | - | - | 0.2 |" in text
+
+
+def test_a_metric_missing_from_older_runs_is_left_out_of_the_row():
+  older = _results("enc_cls", None, "audio", 0, {"accuracy": 0.5, "f1_weighted": 0.5},
+                   {"accuracy": 0.5, "f1_weighted": 0.5}, (0, 1))
+  newer = _results("enc_cls", None, "audio", 1, _classification(0.7), _classification(0.6),
+                   (0, 1))
+  (row,) = summary.summarize([older, newer])
+  assert list(row["metrics"]) == ["accuracy", "f1_weighted"]
+  assert row["metrics"]["accuracy"]["test"] == pytest.approx((60.0, math.sqrt(200)))
