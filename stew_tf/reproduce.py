@@ -82,11 +82,34 @@ def environment_lines(invocation=None):
                   f"- **Packages**: Python {platform.python_version()}, {', '.join(versions)}"]
 
 
+RESULTS_KEYS = ("dataset", "label", "method", "strong", "weak", "seed", "flags", "weak_model",
+                "epochs")
+PREDICTIONS_KEYS = ("test_clip", "test_label", "test_score")
+
+
+def _load_results(path):
+  """A run's results.json; ReproduceError naming the file if it is not one stew_tf.main wrote."""
+  try:
+    with open(path) as f:
+      results = json.load(f)
+  except json.JSONDecodeError as error:
+    raise runner_lib.ReproduceError(f"{path}: not JSON ({error})") from error
+  missing = [key for key in RESULTS_KEYS if key not in results]
+  if missing:
+    raise runner_lib.ReproduceError(f"{path}: lacks {', '.join(missing)}; expected the "
+                                    f"results.json of a stew_tf.main run")
+  return results
+
+
 def _load_predictions(workdir):
+  """The run's predictions.npz as a dict of arrays, or None if it has none."""
   path = workdir / summary.PREDICTIONS_FILE
   if not path.exists():
     return None
   with np.load(path) as arrays:
+    missing = [key for key in PREDICTIONS_KEYS if key not in arrays.files]
+    if missing:
+      raise runner_lib.ReproduceError(f"{path}: lacks the arrays {', '.join(missing)}")
     return {name: arrays[name] for name in arrays.files}
 
 
@@ -95,10 +118,7 @@ def write_report(table, out, dropout_choices=None, computed_baselines=None, head
   """Writes <out>/results.md, results.csv and baselines.csv; returns the rows of results.md."""
   out = pathlib.Path(out)
   paths = sorted(out.glob("*/seed*/results.json"))
-  results = []
-  for path in paths:
-    with open(path) as f:
-      results.append(json.load(f))
+  results = [_load_results(path) for path in paths]
   predictions = [_load_predictions(path.parent) for path in paths]
   baseline_rows = summary.baseline_rows(computed_baselines or {})
   rows = baseline_rows + summary.summarize(results, predictions)

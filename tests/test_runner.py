@@ -323,3 +323,23 @@ def test_tune_dropout_without_a_validation_split_is_refused(tmp_path, fake_main)
     _reproduce(tmp_path / "out", command, only="mosi_audio_enc_cls", tune_dropout=True,
                validation="none")
   assert calls() == []
+
+
+def test_report_names_a_bad_results_or_predictions_file(tmp_path):
+  run = tmp_path / "mosi_audio_enc_cls" / "seed0"
+  run.mkdir(parents=True)
+  (run / "results.json").write_text('{"dataset": "mosi"}')
+  with pytest.raises(runner.ReproduceError, match=r"seed0/results.json: lacks label, method"):
+    reproduce.write_report("mosi", tmp_path)
+  (run / "results.json").write_text("{")
+  with pytest.raises(runner.ReproduceError, match=r"seed0/results.json: not JSON"):
+    reproduce.write_report("mosi", tmp_path)
+  (run / "results.json").write_text(json.dumps({
+      "dataset": "mosi", "label": "sentiment", "strong": None, "weak": "audio",
+      "method": "enc_cls", "seed": 0, "flags": {"dropout": 0.3}, "strong_model": None,
+      "weak_model": {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
+      "epochs": {"stage1": 0, "stage2": 1}}))
+  np.savez(run / "predictions.npz", test_clip=np.zeros(2, np.int32))
+  with pytest.raises(runner.ReproduceError, match=r"predictions.npz: lacks the arrays "
+                                                  r"test_label, test_score"):
+    reproduce.write_report("mosi", tmp_path)
