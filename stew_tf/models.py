@@ -9,6 +9,7 @@ import warnings
 import keras
 from keras import layers
 
+from stew_tf.layers.fast_gru import FastGRU
 from stew_tf.layers.positional_encoding import SinusoidalPositionEncoding
 from stew_tf.layers.transformer_encoder import TransformerEncoder
 
@@ -35,8 +36,10 @@ def _sequence_inputs(dim, name):
 def _bi_gru_stack(x, mask, units, num_layers, dropout, name):
   for index in range(num_layers):
     # Default GRU arguments (tanh, sigmoid, reset_after, no recurrent dropout) keep the cuDNN
-    # kernel available on a GPU; dropout is applied between layers instead.
-    x = layers.Bidirectional(layers.GRU(units, return_sequences=True),
+    # kernel available on a GPU (where FastGRU is Keras' GRU) and FastGRU's whole-sequence
+    # products on CPU; dropout is applied between layers instead. Named "gru" so that variable
+    # paths are those of Bidirectional(GRU(...)).
+    x = layers.Bidirectional(FastGRU(units, return_sequences=True, name="gru"),
                              name=f"{name}_bigru{index + 1}")(x, mask=mask)
     if dropout:
       x = layers.Dropout(dropout, name=f"{name}_bigru{index + 1}_dropout")(x)
