@@ -220,8 +220,8 @@ def best_strong(dataset, label, weak, *, rank_workdir=None, main_args=(), seeds=
   """(strong_modality, ranking_json_path): the best-ranked modality other than `weak`.
 
   Reuses `rank_workdir`/ranking.json when it was made for this dataset and label with the same
-  `main_args` and `seeds`; otherwise ranks first (see `rank`). Raises RankError if the folder holds
-  a ranking made with other settings.
+  `main_args` (whatever its number of seeds); otherwise ranks first with `seeds` seeds (see
+  `rank`). Raises RankError if the folder holds a ranking made with other settings.
   """
   main_args = list(main_args)
   manual_dir = _manual_dir(main_args)
@@ -234,7 +234,7 @@ def best_strong(dataset, label, weak, *, rank_workdir=None, main_args=(), seeds=
     raise RankError(f"--dataset={dataset} has one modality ({weak}): nothing can teach it")
   root = pathlib.Path(rank_workdir or default_workdir(dataset, label, manual_dir))
   path = root / RANKING_FILE
-  wanted = {"dataset": dataset, "label": label, "main_args": main_args, "seeds": seeds}
+  wanted = {"dataset": dataset, "label": label, "main_args": main_args}
   if path.exists():
     ranking = json.loads(path.read_text())
     found = {key: ranking.get(key) for key in wanted}
@@ -243,7 +243,8 @@ def best_strong(dataset, label, weak, *, rank_workdir=None, main_args=(), seeds=
       raise RankError(f"{path} was made with other settings ({', '.join(changed)}: "
                       f"{[found[k] for k in changed]}, now {[wanted[k] for k in changed]}); "
                       f"delete {root} to rank again with these")
-    log(f"Modality ranking: reusing {path}")
+    seeds_used = ranking["seeds"]
+    log(f"Modality ranking: reusing {path} ({seeds_used} seed{'s' * (seeds_used != 1)})")
   else:
     ranking = rank(dataset, label, seeds=seeds, workdir=root, main_args=main_args, log=log)
   strong = next(m for m in ranking["ranking"] if m != weak)
