@@ -114,10 +114,13 @@ def read_spec(directory):
   return ClipsSpec(task, modalities, _read_label_range(path, task, spec.get("label_range")))
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, repr=False)
 class ClipsConfig(tfds.core.BuilderConfig):
   """The features of one folder: its ClipsSpec."""
   spec: ClipsSpec | None = None
+
+  def __repr__(self):  # TFDS logs it on every run: one short line
+    return f"{self.name} ({self.description})"
 
 
 def _digest(directory):
