@@ -3,7 +3,7 @@
 python -m stew_tf.bench [--shapes=mosi,recola] [--steps=20] [--output=FILE]
 
 Prints one JSON object: the device, package versions and, per shape, the stage-1 and stage-2
-training throughput of the real `train.Trainer` train step on one random batch (warm-up steps
+training throughput of the real `train.StageTrainer` train step on one random batch (warm-up steps
 excluded; segments/s counts real, unpadded segments), how many times that step was traced, the
 latency of a 1-clip call and the throughput of a full-batch call to the exported SavedModel, and
 the process's peak resident memory.
@@ -31,6 +31,7 @@ from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import experiment
 from stew_tf import export
+from stew_tf import models
 from stew_tf import train
 
 
@@ -57,21 +58,17 @@ SHAPES = {
 
 
 def _config(shape, workdir):
-  """The default cm_stew configuration of `shape` (what stew_tf.main would run)."""
-  spec = data.DATASETS[shape.dataset]
-  return config_lib.ExperimentConfig(
-      dataset=shape.dataset, strong=shape.strong, weak=shape.weak, label=shape.label,
-      method="cm_stew", alpha=0.01, beta=1.0, dcca_r1=1e-3, dcca_r2=1e-3,
-      learning_rate=spec.learning_rate, batch_size=shape.clips, epochs=1, patience=1,
-      dropout=0.3, strong_dropout=0.3, weak_gru_layers=shape.weak_gru_layers,
-      strong_gru_layers=shape.strong_gru_layers, decoder_units=250, decoder_layers=2, seed=0,
-      workdir=workdir, data_dir=None, manual_dir=None, download=False, stop_after_steps=0,
-      deterministic=True, strategy="default", mixed_precision=False, jit_compile=False)
+  """The default cm_stew configuration of `shape`, parsed as stew_tf.main would parse it."""
+  return config_lib.parse([
+      "bench", f"--dataset={shape.dataset}", f"--label={shape.label}", f"--strong={shape.strong}",
+      f"--weak={shape.weak}", "--method=cm_stew", f"--batch_size={shape.clips}",
+      f"--strong_gru_layers={shape.strong_gru_layers}",
+      f"--weak_gru_layers={shape.weak_gru_layers}", "--epochs=1", f"--workdir={workdir}"])
 
 
 def random_batch(shape, seed=0):
   """A training batch as data.Split.batches gives it, of random values, padded to shape.time."""
-  spec = data.DATASETS[shape.dataset]
+  spec = data.get_spec(shape.dataset)
   rng = np.random.default_rng(seed)
   lengths = rng.integers(shape.min_length, shape.time + 1, size=shape.clips)
   mask = np.arange(shape.time) < lengths[:, None]
@@ -124,9 +121,11 @@ def _time_calls(call, warmup, calls, max_seconds):
 
 
 def bench_training(trainer, batch, steps, warmup_steps, max_seconds):
-  """Throughput of trainer.train_step on one batch, read back to the host as fit() does."""
+  """Throughput of the trainer's train step on one batch, as the epoch loop runs it."""
+  train_step = trainer.steps.train_step
+
   def step():
-    return {name: float(value) for name, value in trainer.train_step(batch).items()}
+    train_step(batch)
 
   seconds = _time_calls(step, warmup_steps, steps, max_seconds)
   mean = float(np.mean(seconds))
@@ -137,7 +136,7 @@ def bench_training(trainer, batch, steps, warmup_steps, max_seconds):
       "step_ms": _millis(seconds),
       "timed_steps": len(seconds),
       "warmup_steps": warmup_steps,
-      "traces": int(trainer.train_step.experimental_get_tracing_count()),
+      "traces": int(train_step.experimental_get_tracing_count()),
   }
 
 
@@ -167,7 +166,7 @@ def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max
   """Stage-1 and stage-2 training and SavedModel serving on random batches of SHAPES[name]."""
   shape = SHAPES[name]
   keras.utils.set_random_seed(0)
-  spec = data.DATASETS[shape.dataset]
+  spec = data.get_spec(shape.dataset)
   modalities = {m: spec.modalities[m] for m in (shape.strong, shape.weak)}
   batch = random_batch(shape)
   config = _config(shape, workdir)
@@ -179,11 +178,12 @@ def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max
       "real_segments": int(batch["mask"].numpy().sum()),
   }
   for stage in stages:
-    trainer = train.Trainer(stage, modalities, config.learning_rate, config.epochs,
-                            config.patience, config.seed, workdir, log=lambda line: None,
-                            jit_compile=config.jit_compile)
+    trainer = train.StageTrainer(stage, modalities, config.learning_rate,
+                                 os.path.join(workdir, stage.name), seed=config.seed,
+                                 epochs=config.epochs, patience=config.patience,
+                                 jit_compile=config.jit_compile)
     result[stage.name] = bench_training(trainer, batch, steps, warmup_steps, max_seconds)
-  predictor = experiment.build_predictor_of(stages[-1])
+  predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, "weak")
   export_dir = export.export_predictor(predictor, os.path.join(workdir, "export"))
   result["serving"] = bench_serving(export_dir, batch, shape.weak, inference_calls, max_seconds)
   return result

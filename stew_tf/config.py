@@ -1,83 +1,31 @@
-"""Command-line flags (defined here only) and the immutable experiment config built from them."""
+"""stew_tf.main's flags (defined here only, on demand) and the immutable config built from them.
+
+`define_flags(flag_values)` adds the flags to a `FlagValues`; nothing is defined at import, so any
+module (and any test) can import this one. `parse(argv)` does both steps on a fresh `FlagValues`.
+"""
 
 import dataclasses
+import hashlib
+import json
 import os
 
 from absl import flags
 
 from stew_tf import data
+from stew_tf import methods
 
-METHODS = ("cm_stew", "no_lfa", "no_decoder", "enc_cls", "cls_only")
-# Methods that train a strong model first and transfer from it.
-TRANSFER_METHODS = ("cm_stew", "no_lfa", "no_decoder")
-
-_DATASET = flags.DEFINE_enum("dataset", "stew_synthetic", sorted(data.DATASETS),
-                             "Dataset (a TFDS builder under datasets/).")
-_STRONG = flags.DEFINE_string("strong", "text", "Strong modality (training time only).")
-_WEAK = flags.DEFINE_string("weak", "audio", "Weak modality (the one used at test time).")
-_LABEL = flags.DEFINE_string("label", None, "Target, for datasets with several "
-                             "(recola: arousal or valence). Default: the dataset's first.")
-_METHOD = flags.DEFINE_enum(
-    "method", "cm_stew", METHODS,
-    "cm_stew: full method; no_lfa: alpha=0; no_decoder: beta=0 and no decoder; enc_cls: weak "
-    "encoder + classifier alone (no stage 1); cls_only: classifier on raw weak features.")
-_ALPHA = flags.DEFINE_float("alpha", 0.1, "Weight of the DCCA alignment loss (-correlation). "
-                            "Chosen on validation data; see README.")
-_BETA = flags.DEFINE_float("beta", 1.0, "Weight of the MAE translation loss. "
-                           "Chosen on validation data; see README.")
-_R1 = flags.DEFINE_float("dcca_r1", 1e-3, "DCCA regulariser of the strong covariance (paper).")
-_R2 = flags.DEFINE_float("dcca_r2", 1e-3, "DCCA regulariser of the weak covariance (paper).")
-_LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", None, "Adam learning rate. Default: the dataset's (paper: 1e-4 MOSI, "
-    "1e-5 RECOLA; 1e-3 for the small synthetic data).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Clips per batch (paper: 32).", lower_bound=2)
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Maximum epochs per stage. Default: the dataset's.",
-                               lower_bound=1)
-_PATIENCE = flags.DEFINE_integer("patience", 10, "Early stopping: epochs without a better "
-                                 "validation metric before a stage stops.", lower_bound=1)
-_DROPOUT = flags.DEFINE_float("dropout", 0.3, "Encoder dropout (Bi-GRU outputs, transformer "
-                              "attention, FFN and residuals); paper grid 0.2-0.7.",
-                              lower_bound=0.0, upper_bound=0.9)
-_STRONG_DROPOUT = flags.DEFINE_float("strong_dropout", None, "Strong encoder dropout. "
-                                     "Default: --dropout.", lower_bound=0.0, upper_bound=0.9)
-_GRU_LAYERS = flags.DEFINE_integer(
-    "weak_gru_layers", None, "Bi-GRU layers of the weak encoder. Default: the paper's "
-    "(1 for MOSI text and RECOLA audio, else 2).", lower_bound=1)
-_STRONG_GRU_LAYERS = flags.DEFINE_integer("strong_gru_layers", None, "Bi-GRU layers of the strong "
-                                          "encoder. Default: the paper's.", lower_bound=1)
-_DECODER_UNITS = flags.DEFINE_integer(
-    "decoder_units", None, "Units of each decoder Bi-GRU layer. Default: 500 for RECOLA valence "
-    "with weak audio, else 250 (paper).", lower_bound=1)
-_DECODER_LAYERS = flags.DEFINE_integer(
-    "decoder_layers", None, "Decoder Bi-GRU layers. Default: 1 for RECOLA valence with weak "
-    "audio, else 2 (paper).", lower_bound=1)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of weights, dropout and batch order.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder. Default: "
-                               "runs/<dataset>[-<label>]-<strong>-<weak>-<method>-seed<seed>.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
-_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder holding a real dataset's files "
-                                  "(TFDS manual dir).")
-_DOWNLOAD = flags.DEFINE_bool("download", False, "Allow downloading a real dataset's public files "
-                              "(the only network access stew_tf ever makes).")
-_STOP_AFTER_STEPS = flags.DEFINE_integer(
-    "stop_after_steps", 0, "Stop (as if interrupted) after this many training steps in this "
-    "process; 0: never. Rerunning the same command resumes.", lower_bound=0)
-_DETERMINISTIC = flags.DEFINE_bool("deterministic", True, "Use deterministic TF ops.")
-_STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "multi_worker"],
-    "tf.distribute strategy: default (one device), mirrored (all local GPUs, or CPUs set up as "
-    "logical devices), multi_worker (MultiWorkerMirroredStrategy; workers from TF_CONFIG). "
-    "TPUs: see README.")
-_MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", False, "Compute in float16 with float32 "
-                                     "variables (GPU); losses and DCCA stay float32.")
-_JIT_COMPILE = flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+# Config fields that do not change what is trained: where things are, and how this process runs.
+NOT_RECORDED = ("workdir", "data_dir", "manual_dir", "download", "stop_after_steps",
+                "teacher_cache", "overwrite")
+SELECT_ON = ("validation", "test")
+VALIDATION = ("split", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   """Every choice of one run, defaults resolved; written to results.json."""
   dataset: str
-  strong: str | None  # None for the uni-modal baselines
+  strong: str | None  # None when the method does not use a strong modality
   weak: str
   label: str
   method: str
@@ -96,44 +44,169 @@ class ExperimentConfig:
   decoder_units: int
   decoder_layers: int
   seed: int
+  select_on: str  # the split that picks the epoch: "validation", or "test" (diagnostic only)
+  validation: str  # "split": hold out the validation split; "none": train on train+validation
+  deterministic: bool
+  strategy: str
+  mixed_precision: bool
+  jit_compile: bool
   workdir: str
   data_dir: str | None
   manual_dir: str | None
   download: bool
   stop_after_steps: int
-  deterministic: bool
-  strategy: str
-  mixed_precision: bool
-  jit_compile: bool
+  teacher_cache: str
+  overwrite: bool
 
   @property
   def spec(self):
-    return data.DATASETS[self.dataset]
+    return data.get_spec(self.dataset, self.manual_dir)
 
   @property
-  def transfer(self):
-    return self.method in TRANSFER_METHODS
+  def task(self):
+    return self.spec.task_of(self.label)
 
   @property
-  def uses_alignment(self):
-    return self.method in ("cm_stew", "no_decoder")
+  def method_info(self):
+    return methods.get(self.method)
 
-  @property
-  def uses_decoder(self):
-    return self.method in ("cm_stew", "no_lfa")
+  def recorded(self):
+    """The fields that determine the trained models (the run's identity)."""
+    return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_RECORDED}
+
+
+def _positive(value):
+  return value is None or value > 0
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines stew_tf.main's flags and their checks on `flag_values`."""
+  fv = flag_values
+  flags.DEFINE_enum("dataset", "stew_synthetic", sorted(data.DATASETS),
+                    "Dataset (a TFDS builder under datasets/).", flag_values=fv)
+  flags.DEFINE_string("strong", "text", "Strong modality (training time only).", flag_values=fv)
+  flags.DEFINE_string("weak", "audio", "Weak modality (the one used at test time).",
+                      flag_values=fv)
+  flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
+                      "valence). Default: the dataset's first.", flag_values=fv)
+  flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
+      f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
+  flags.DEFINE_float("alpha", 0.1, "Weight of the DCCA alignment loss (-correlation), >= 0. "
+                     "Chosen on validation data; see README.", flag_values=fv)
+  flags.DEFINE_float("beta", 1.0, "Weight of the MAE translation loss, >= 0. Chosen on "
+                     "validation data; see README.", flag_values=fv)
+  flags.DEFINE_float("dcca_r1", 1e-3, "DCCA regulariser of the strong covariance, > 0 (paper).",
+                     flag_values=fv)
+  flags.DEFINE_float("dcca_r2", 1e-3, "DCCA regulariser of the weak covariance, > 0 (paper).",
+                     flag_values=fv)
+  flags.DEFINE_float("learning_rate", None, "Adam learning rate, in (0, 1]. Default: the "
+                     "dataset's (paper: 1e-4 MOSI, 1e-5 RECOLA; 1e-3 for the synthetic data).",
+                     flag_values=fv)
+  flags.DEFINE_integer("batch_size", 32, "Clips per batch (paper: 32).", lower_bound=2,
+                       flag_values=fv)
+  flags.DEFINE_integer("epochs", None, "Maximum epochs per stage (exactly this many with "
+                       "--validation=none). Default: the dataset's.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("patience", 10, "Early stopping: epochs without a better selection "
+                       "metric before a stage stops.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_float("dropout", 0.3, "Encoder dropout (Bi-GRU outputs, transformer attention, "
+                     "FFN and residuals); paper grid 0.2-0.7.", lower_bound=0.0,
+                     upper_bound=0.9, flag_values=fv)
+  flags.DEFINE_float("strong_dropout", None, "Strong encoder dropout. Default: --dropout.",
+                     lower_bound=0.0, upper_bound=0.9, flag_values=fv)
+  flags.DEFINE_integer("weak_gru_layers", None, "Bi-GRU layers of the weak encoder. Default: "
+                       "the paper's (1 for MOSI text and RECOLA audio, else 2).", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("strong_gru_layers", None, "Bi-GRU layers of the strong encoder. "
+                       "Default: the paper's.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("decoder_units", None, "Units of each decoder Bi-GRU layer. Default: 500 "
+                       "for RECOLA valence with weak audio, else 250 (paper).", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("decoder_layers", None, "Decoder Bi-GRU layers. Default: 1 for RECOLA "
+                       "valence with weak audio, else 2 (paper).", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed of weights, dropout and batch order.", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_enum("select_on", "validation", list(SELECT_ON), "Split whose metric picks the "
+                    "epoch (early stopping). 'test' is a DIAGNOSTIC of how optimistic test-set "
+                    "selection is: its results are labelled 'selected on test' everywhere and "
+                    "are not results.", flag_values=fv)
+  flags.DEFINE_enum("validation", "split", list(VALIDATION), "split: hold out the validation "
+                    "split for early stopping; none: train on train+validation for exactly "
+                    "--epochs epochs and report the last one (no selection at all).",
+                    flag_values=fv)
+  flags.DEFINE_string("workdir", None, "Output folder. Default: runs/<dataset>[-<label>]-"
+                      "[<strong>-]<weak>-<method>-seed<seed>[-<hash of the non-default "
+                      "settings>].", flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "Start afresh in a --workdir that holds a run with other "
+                    "settings; the old run is moved aside (to <workdir>.replaced-<time>), never "
+                    "deleted.", flag_values=fv)
+  flags.DEFINE_string("teacher_cache", None, "Folder of trained stage-1 teachers, shared by runs "
+                      "that need the same teacher. Default: 'teachers' beside the workdir.",
+                      flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).",
+                      flag_values=fv)
+  flags.DEFINE_string("manual_dir", None, "Folder holding a real dataset's files (TFDS manual "
+                      "dir).", flag_values=fv)
+  flags.DEFINE_bool("download", False, "Allow downloading a real dataset's public files (the "
+                    "only network access stew_tf ever makes).", flag_values=fv)
+  flags.DEFINE_integer("stop_after_steps", 0, "Stop (as if interrupted) after this many training "
+                       "steps in this process; 0: never. Rerunning the same command resumes.",
+                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_bool("deterministic", True, "Use deterministic TF ops.", flag_values=fv)
+  flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                    "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
+                    "CPUs set up as logical devices), multi_worker (MultiWorkerMirroredStrategy; "
+                    "workers from TF_CONFIG). TPUs: see README.", flag_values=fv)
+  flags.DEFINE_bool("mixed_precision", False, "Compute in float16 with float32 variables (GPU); "
+                    "losses and DCCA stay float32.", flag_values=fv)
+  flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.", flag_values=fv)
+  _register_checks(fv)
+
+
+def _register_checks(fv):
+  checks = {
+      "learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
+      "alpha": (lambda v: v >= 0, "expected a number >= 0 (0 turns alignment off)"),
+      "beta": (lambda v: v >= 0, "expected a number >= 0 (0 turns translation off)"),
+      "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
+      "dcca_r2": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
+  }
+  for name, (check, message) in checks.items():
+    flags.register_validator(name, check, message, flag_values=fv)
+  for name in ("workdir", "data_dir", "teacher_cache"):
+    flags.register_validator(
+        name, lambda path: path is None or not os.path.isfile(os.path.expanduser(path)),
+        "names a file; expected a folder (existing or to be created)", flag_values=fv)
+  flags.register_validator(
+      "manual_dir", lambda path: path is None or os.path.isdir(os.path.expanduser(path)),
+      "is not a folder; expected the folder holding the dataset's files", flag_values=fv)
+  flags.register_multi_flags_validator(
+      ["dataset", "strong", "weak", "method", "label", "manual_dir"], _check_modalities,
+      flag_values=fv)
+  flags.register_multi_flags_validator(
+      ["select_on", "validation"],
+      lambda v: not (v["select_on"] == "test" and v["validation"] == "none"),
+      "--select_on=test selects an epoch, but --validation=none selects none (it reports the "
+      "last epoch): use one or the other", flag_values=fv)
 
 
 def _check_modalities(values):
-  spec = data.DATASETS[values["dataset"]]
+  try:
+    spec = data.get_spec(values["dataset"], values["manual_dir"])
+  except data.DataError as error:
+    raise flags.ValidationError(str(error)) from None
   valid = ", ".join(spec.modalities)
-  # The uni-modal baselines ignore --strong, so only the transfer methods check it.
-  checked = ("strong", "weak") if values["method"] in TRANSFER_METHODS else ("weak",)
+  method = methods.get(values["method"])
+  # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
+  checked = ["weak"]
+  if method.uses_strong and values["strong"] != "auto":
+    checked.insert(0, "strong")
   for name in checked:
     if values[name] not in spec.modalities:
       raise flags.ValidationError(
           f"--{name}={values[name]} is not a modality of --dataset={values['dataset']}; "
           f"choose one of: {valid}")
-  if values["method"] in TRANSFER_METHODS and values["strong"] == values["weak"]:
+  if method.uses_strong and values["strong"] == values["weak"]:
     raise flags.ValidationError(
         f"--strong and --weak are both {values['weak']}; --method={values['method']} transfers "
         f"from one modality to another, so pick two different ones of: {valid}")
@@ -144,55 +217,103 @@ def _check_modalities(values):
   return True
 
 
-flags.register_multi_flags_validator(["dataset", "strong", "weak", "method", "label"],
-                                     _check_modalities)
-
-
 def _paper_gru_layers(spec, modality, label):
   single = (modality, None) in spec.single_gru_layer or (modality, label) in spec.single_gru_layer
   return 1 if single else 2
 
 
-def from_flags():
-  """Builds the ExperimentConfig from parsed flags, filling in the paper's defaults."""
-  dataset = _DATASET.value
-  spec = data.DATASETS[dataset]
-  method = _METHOD.value
-  label = _LABEL.value or spec.labels[0]
-  strong = _STRONG.value if method in TRANSFER_METHODS else None
-  weak = _WEAK.value
+def _default(value, fallback):
+  return fallback if value is None else value
+
+
+def resolve(raw):
+  """An ExperimentConfig from raw flag values (a dict; None means 'the default')."""
+  spec = data.get_spec(raw["dataset"], raw["manual_dir"])
+  method = methods.get(raw["method"])
+  label = raw["label"] or spec.labels[0]
+  strong = raw["strong"] if method.uses_strong else None
+  weak = raw["weak"]
   # Paper, Sec. IV-B: a 1-layer, 500-unit decoder for the RECOLA valence audio models.
-  valence_audio = dataset.startswith("recola") and label == "valence" and weak == "audio"
-  workdir = _WORKDIR.value or default_workdir(dataset, label, strong, weak, method, _SEED.value)
-  return ExperimentConfig(
-      dataset=dataset, strong=strong, weak=weak, label=label, method=method,
-      alpha=_ALPHA.value if method in ("cm_stew", "no_decoder") else 0.0,
-      beta=_BETA.value if method in ("cm_stew", "no_lfa") else 0.0,
-      dcca_r1=_R1.value, dcca_r2=_R2.value,
-      learning_rate=_LEARNING_RATE.value or spec.learning_rate,
-      batch_size=_BATCH_SIZE.value,
-      epochs=_EPOCHS.value or spec.epochs,
-      patience=_PATIENCE.value,
-      dropout=_DROPOUT.value,
-      strong_dropout=_DROPOUT.value if _STRONG_DROPOUT.value is None else _STRONG_DROPOUT.value,
-      weak_gru_layers=_GRU_LAYERS.value or _paper_gru_layers(spec, weak, label),
-      strong_gru_layers=(_STRONG_GRU_LAYERS.value
-                         or (_paper_gru_layers(spec, strong, label) if strong else 0)),
-      decoder_units=_DECODER_UNITS.value or (500 if valence_audio else 250),
-      decoder_layers=_DECODER_LAYERS.value or (1 if valence_audio else 2),
-      seed=_SEED.value, workdir=workdir, data_dir=_DATA_DIR.value,
-      manual_dir=_MANUAL_DIR.value, download=_DOWNLOAD.value,
-      stop_after_steps=_STOP_AFTER_STEPS.value, deterministic=_DETERMINISTIC.value,
-      strategy=_STRATEGY.value, mixed_precision=_MIXED_PRECISION.value,
-      jit_compile=_JIT_COMPILE.value)
+  valence_audio = raw["dataset"].startswith("recola") and label == "valence" and weak == "audio"
+  config = ExperimentConfig(
+      dataset=raw["dataset"], strong=strong, weak=weak, label=label, method=method.name,
+      alpha=raw["alpha"] if method.alignment else 0.0,
+      beta=raw["beta"] if method.translation else 0.0,
+      dcca_r1=raw["dcca_r1"], dcca_r2=raw["dcca_r2"],
+      learning_rate=_default(raw["learning_rate"], spec.learning_rate),
+      batch_size=raw["batch_size"], epochs=_default(raw["epochs"], spec.epochs),
+      patience=raw["patience"], dropout=raw["dropout"],
+      strong_dropout=_default(raw["strong_dropout"], raw["dropout"]),
+      weak_gru_layers=_default(raw["weak_gru_layers"], _paper_gru_layers(spec, weak, label)),
+      strong_gru_layers=(_default(raw["strong_gru_layers"],
+                                  _paper_gru_layers(spec, strong, label)) if strong else 0),
+      decoder_units=_default(raw["decoder_units"], 500 if valence_audio else 250),
+      decoder_layers=_default(raw["decoder_layers"], 1 if valence_audio else 2),
+      seed=raw["seed"], select_on=raw["select_on"], validation=raw["validation"],
+      deterministic=raw["deterministic"], strategy=raw["strategy"],
+      mixed_precision=raw["mixed_precision"], jit_compile=raw["jit_compile"],
+      workdir="", data_dir=raw["data_dir"], manual_dir=raw["manual_dir"],
+      download=raw["download"], stop_after_steps=raw["stop_after_steps"], teacher_cache="",
+      overwrite=raw["overwrite"])
+  workdir = raw["workdir"] or default_workdir(config, _changed_settings(config, raw))
+  teacher_cache = raw["teacher_cache"] or os.path.join(
+      os.path.dirname(os.path.normpath(workdir)), "teachers")
+  return dataclasses.replace(config, workdir=workdir, teacher_cache=teacher_cache)
 
 
-def default_workdir(dataset, label, strong, weak, method, seed):
-  spec = data.DATASETS[dataset]
-  parts = [dataset.replace("/", "_")]
-  if len(spec.labels) > 1:
-    parts.append(label)
-  if strong:
-    parts.append(strong)
-  parts += [weak, method, f"seed{seed}"]
+def _changed_settings(config, raw):
+  """The recorded settings in which `config` differs from the defaults of its experiment."""
+  named = ("dataset", "label", "strong", "weak", "method", "seed", "manual_dir")
+  defaults = {**_DEFAULT_RAW, **{k: raw[k] for k in named}, "workdir": "-"}
+  baseline = resolve(defaults).recorded()
+  return {k: v for k, v in config.recorded().items() if baseline[k] != v}
+
+
+def default_workdir(config, changed=None):
+  """runs/<dataset>[-<label>]-[<strong>-]<weak>-<method>-seed<seed>[-<hash>].
+
+  The hash (of the settings that differ from the experiment's defaults) keeps runs that differ
+  in anything that changes the model apart.
+  """
+  parts = [config.dataset.replace("/", "_")]
+  if len(config.spec.labels) > 1:
+    parts.append(config.label)
+  if config.strong:
+    parts.append(config.strong)
+  parts += [config.weak, config.method, f"seed{config.seed}"]
+  if changed:
+    parts.append(settings_hash(changed))
   return os.path.join("runs", "-".join(parts))
+
+
+def settings_hash(settings, length=8):
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _default_raw():
+  fv = flags.FlagValues()
+  define_flags(fv)
+  return {name: fv[name].default for name in fv}
+
+
+_DEFAULT_RAW = _default_raw()
+
+
+def from_flag_values(flag_values, strong=None):
+  """The config of parsed `flag_values`; `strong` replaces --strong (e.g. when it was 'auto')."""
+  raw = {name: flag_values[name].value for name in _DEFAULT_RAW}
+  if strong is not None:
+    raw["strong"] = strong
+  return resolve(raw)
+
+
+def parse(argv):
+  """Parses `argv` (argv[0] is the program) on fresh flags; returns the ExperimentConfig.
+
+  Raises flags.Error (e.g. flags.IllegalFlagValueError) with the one-line message of a bad flag.
+  """
+  fv = flags.FlagValues()
+  define_flags(fv)
+  fv(argv)
+  return from_flag_values(fv)

@@ -1,25 +1,78 @@
 """run_experiment(config): data → stage 1 → stage 2 → evaluation → results.json → export."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+import stew_tf
 from stew_tf import data
+from stew_tf import evaluation
 from stew_tf import export
+from stew_tf import listeners
 from stew_tf import models
+from stew_tf import teachers
 from stew_tf import train
+from stew_tf import train_step
+from stew_tf import workdir as workdir_lib
 
 
-def _splits(config):
+class ConfigError(Exception):
+  """The settings cannot train a sensible model on this data; the message says why."""
+
+
+def prepare_data(config):
+  """The splits ({"train", "selection", "validation", "test"}) and the data's identity."""
   builder = data.make_builder(config.dataset, config.label, config.data_dir, config.manual_dir,
                               config.download)
   modalities = [m for m in (config.strong, config.weak) if m]
-  return {split: data.load_split(builder, split, modalities, config.label, config.batch_size)
-          for split in ("train", "validation", "test")}
+
+  def load(split):
+    return data.load_split(builder, split, modalities, config.label, config.batch_size)
+
+  if config.validation == "none":
+    splits = {"train": load("train+validation"), "validation": None}
+  else:
+    splits = {"train": load("train"), "validation": load("validation")}
+  splits["test"] = load("test")
+  splits["selection"] = splits["test"] if config.select_on == "test" else splits["validation"]
+  return splits, data_record(builder)
+
+
+def data_record(builder):
+  """The prepared dataset's name, version and a fingerprint of its contents."""
+  digest = hashlib.sha256()
+  folder = builder.data_dir
+  for name in sorted(os.listdir(folder)):
+    if ".tfrecord" in name or name == "features.json":
+      digest.update(name.encode())
+      with open(os.path.join(folder, name), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          digest.update(block)
+  return {"dataset_version": f"{builder.info.full_name}",
+          "data_fingerprint": digest.hexdigest()[:16]}
+
+
+def check_dcca_batches(config, train_split):
+  """Stops before training when a batch can hold too few segments for DCCA's covariances."""
+  if not config.method_info.alignment:
+    return
+  lengths = np.sort([int(example["length"])
+                     for example in train_split.dataset.as_numpy_iterator()])
+  size = config.batch_size
+  smallest_batch = len(lengths) % size or size
+  fewest = int(lengths[:min(smallest_batch, size)].sum())
+  if fewest <= models.LATENT_DIM:
+    raise ConfigError(
+        f"--batch_size={size}: DCCA estimates {models.LATENT_DIM}x{models.LATENT_DIM} covariances "
+        f"from each batch's valid segments, but a batch of these training clips can hold as few "
+        f"as {fewest} (rank-deficient: the correlation would be noise); use a larger "
+        f"--batch_size, or --method=no_lfa")
 
 
 def _encoder(config, modality, gru_layers, dropout, train_split, name, identity=False):
@@ -32,78 +85,149 @@ def _encoder(config, modality, gru_layers, dropout, train_split, name, identity=
 
 def build_stages(config, train_split):
   """The stages that `config.method` trains, in order (models built, weights fresh)."""
-  task = config.spec.task
-  stages = []
-  teacher = None
-  if config.transfer:
+  method, task = config.method_info, config.task
+  label_range = config.spec.label_range(config.label)
+  stages, teacher = [], None
+  if method.trains_teacher:
     teacher = _encoder(config, config.strong, config.strong_gru_layers, config.strong_dropout,
                        train_split, "strong")
-    stages.append(train.Stage(
+    stages.append(train_step.Stage(
         name="stage1", modality=config.strong, encoder=teacher, task=task,
-        classifier=models.build_classifier(models.LATENT_DIM, task, "strong")))
-  identity = config.method == "cls_only"
+        classifier=models.build_classifier(models.LATENT_DIM, task, "strong",
+                                           label_range=label_range)))
   encoder = _encoder(config, config.weak, config.weak_gru_layers, config.dropout, train_split,
-                     "weak", identity=identity)
+                     "weak", identity=method.identity_encoder)
   latent_dim = encoder.outputs[0].shape[-1]
-  decoder = None
-  if config.uses_decoder:
-    decoder = models.build_decoder(latent_dim, config.spec.modalities[config.strong],
-                                   config.decoder_units, config.decoder_layers, "weak")
-  stages.append(train.Stage(
-      name="stage2" if config.transfer else "stage1", modality=config.weak, encoder=encoder,
-      classifier=models.build_classifier(latent_dim, task, "weak"), task=task,
-      teacher=teacher if config.uses_alignment else None,
-      strong_modality=config.strong, decoder=decoder,
-      strong_normalizer=teacher.get_layer("strong_normalize") if decoder is not None else None,
+  strong_dim = config.spec.modalities[config.strong] if method.uses_strong else None
+  stages.append(train_step.Stage(
+      name="stage2" if method.uses_strong else "stage1", modality=config.weak, encoder=encoder,
+      classifier=models.build_classifier(latent_dim, task, "weak", label_range=label_range),
+      task=task, alignment=method.alignment, translation=method.translation,
+      teacher=teacher if method.alignment else None, strong_modality=config.strong,
+      decoder=(models.build_decoder(latent_dim, strong_dim, config.decoder_units,
+                                    config.decoder_layers, "weak")
+               if method.translation else None),
+      strong_normalizer=(models.build_normalizer(*train_split.feature_moments(config.strong),
+                                                 "strong") if method.translation else None),
       alpha=config.alpha, beta=config.beta, dcca_r1=config.dcca_r1, dcca_r2=config.dcca_r2))
   return stages
 
 
+def _trainer(config, stage, state_dir, tensorboard_dir, strategy, budget, log):
+  modalities = {m: config.spec.modalities[m] for m in (config.strong, config.weak) if m}
+  selection_name = "test_selection" if config.select_on == "test" else "validation"
+  console_name = "test (selection)" if config.select_on == "test" else "val"
+  return train.StageTrainer(
+      stage, modalities, config.learning_rate, state_dir, seed=config.seed,
+      epochs=config.epochs, patience=config.patience, budget=budget, strategy=strategy,
+      jit_compile=config.jit_compile,
+      listeners=[listeners.Progress(), listeners.ConsoleLog(log, console_name),
+                 listeners.TensorBoardLog(tensorboard_dir, config.learning_rate,
+                                          selection_name)])
+
+
+def _train_stages(config, stages, splits, record, strategy, log):
+  """Fits every stage (the teacher through the shared cache); returns {stage name: trainer}."""
+  budget = train.StepBudget(config.stop_after_steps)
+  trainers, done = {}, {}
+  for stage in stages:
+    if stage.name == "stage1" and config.method_info.trains_teacher:
+      identity = teachers.identity(config, record)
+      with teachers.Entry(config.teacher_cache, identity, log) as entry:
+        trainer = _trainer(config, stage, entry.checkpoint_dir, entry.tensorboard_dir,
+                           strategy, budget, log)
+        log(f"[stage1] teacher: {entry.directory}")
+        done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
+    else:
+      trainer = _trainer(config, stage, os.path.join(config.workdir, "checkpoints", stage.name),
+                         os.path.join(config.workdir, "tensorboard", stage.name), strategy,
+                         budget, log)
+      done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
+    trainers[stage.name] = trainer
+  return trainers, done
+
+
 def run_experiment(config, log=print):
-  """Trains and evaluates one configuration; returns the results dict written to results.json."""
+  """Trains and evaluates one configuration; returns the results dict written to results.json.
+
+  The workdir is locked for the whole run; its record must match `config` (workdir.py).
+  """
   start = time.time()
-  keras.utils.set_random_seed(config.seed)
-  if config.deterministic:
-    tf.config.experimental.enable_op_determinism()
-  os.makedirs(config.workdir, exist_ok=True)
+  lock = workdir_lib.lock_workdir(config.workdir)
+  try:
+    return _run_locked(config, log, start)
+  finally:
+    lock.release()
+
+
+def _run_locked(config, log, start):
   log(f"stew_tf: {config.method} on {config.dataset} ({config.label}); strong={config.strong} "
       f"weak={config.weak}; workdir {config.workdir}")
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
   if config.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
   strategy = make_strategy(config.strategy)
-  splits = _splits(config)
-  modalities = {m: config.spec.modalities[m] for m in (config.strong, config.weak) if m}
+  splits, data_identity = prepare_data(config)
+  record = {**config.recorded(), **data_identity, "stew_tf_version": stew_tf.__version__}
+  workdir_lib.check_record(config.workdir, record, config.overwrite, log)
+  check_dcca_batches(config, splits["train"])
+  # Seeded after the data is prepared, so that preparing it changes no number of this run.
+  keras.utils.set_random_seed(config.seed)
   with strategy.scope():
     stages = build_stages(config, splits["train"])
-  budget = train.StepBudget(config.stop_after_steps)
-  evaluations, epochs = {}, {}
-  for stage in stages:
-    trainer = train.Trainer(stage, modalities, config.learning_rate, config.epochs,
-                            config.patience, config.seed, config.workdir, budget, log,
-                            strategy=strategy, jit_compile=config.jit_compile)
-    epochs[stage.name] = trainer.fit(splits["train"], splits["validation"])
-    evaluations[stage.name] = {split: trainer.evaluate(splits[split])
-                               for split in ("validation", "test")}
-  weak_stage = stages[-1]
-  results = {
+  trainers, done = _train_stages(config, stages, splits, data_identity, strategy, log)
+  results = _results(config, stages, trainers, done, splits, start)
+  predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
+  results["export_dir"] = export.export_predictor(predictor, os.path.join(config.workdir, "export"))
+  _write_json(os.path.join(config.workdir, "results.json"), results)
+  log(summary_table(results))
+  if results["degenerate"]:
+    log(f"warning: the weak model {results['degenerate']['text']}: it has learnt (nearly) "
+        "nothing; results.json records this under 'degenerate'")
+  return results
+
+
+def _results(config, stages, trainers, done, splits, start):
+  """results.json (also writes predictions.npz of the weak model)."""
+  sentiment = config.dataset == "mosi" and config.task == "regression"
+  weak = trainers[stages[-1].name]
+  evaluated = {"test": weak.predict(splits["test"])}
+  if splits["validation"] is not None:
+    evaluated["validation"] = weak.predict(splits["validation"])
+  np.savez(os.path.join(config.workdir, "predictions.npz"),
+           **{k: v for name, p in evaluated.items() for k, v in p.arrays(name).items()})
+
+  def metrics_of(trainer, predictions=None):
+    def one(split):
+      if splits[split] is None:
+        return None
+      found = (predictions or {}).get(split) or trainer.predict(splits[split])
+      return evaluation.split_metrics(config.task, found, sentiment)
+    return {"val": one("validation"), "test": one("test")}
+
+  teacher = trainers.get("stage1") if config.method_info.trains_teacher else None
+  epochs = {"stage1": done["stage1"]["epochs"] if teacher else 0,
+            "stage2": done[stages[-1].name]["epochs"]}
+  return {
       "dataset": config.dataset, "label": config.label, "strong": config.strong,
       "weak": config.weak, "method": config.method, "seed": config.seed,
+      "selected_on": config.select_on if config.validation == "split" else "none (last epoch)",
       "flags": dataclasses.asdict(config),
-      "strong_model": _val_test(evaluations["stage1"]) if config.transfer else None,
-      "weak_model": _val_test(evaluations[weak_stage.name]),
-      "epochs": {"stage1": epochs.get("stage1", 0),
-                 "stage2": epochs.get("stage2", 0) if config.transfer else 0},
+      "strong_model": metrics_of(teacher) if teacher else None,
+      "weak_model": metrics_of(weak, evaluated),
+      "epochs": epochs,
+      "kept_epoch": {name: d["best_epoch"] for name, d in done.items()},
+      "degenerate": evaluation.degeneracy(config.task, evaluated["test"]),
+      "stew_tf_version": stew_tf.__version__,
       "wall_seconds": time.time() - start,
   }
-  if not config.transfer:
-    # A uni-modal baseline has one stage: it is the weak model's.
-    results["epochs"] = {"stage1": 0, "stage2": epochs["stage1"]}
-  predictor = build_predictor_of(weak_stage)
-  results["export_dir"] = export.export_predictor(predictor, os.path.join(config.workdir, "export"))
-  with open(os.path.join(config.workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
-  log(summary_table(results))
-  return results
+
+
+def _write_json(path, value):
+  with open(path + ".tmp", "w") as f:
+    json.dump(value, f, indent=2)
+  os.replace(path + ".tmp", path)
 
 
 def make_strategy(name):
@@ -115,12 +239,15 @@ def make_strategy(name):
   return tf.distribute.get_strategy()
 
 
-def build_predictor_of(stage):
-  return models.build_predictor(stage.encoder, stage.classifier, stage.name)
-
-
-def _val_test(evaluation):
-  return {"val": evaluation["validation"], "test": evaluation["test"]}
+def _metric_text(metrics):
+  parts = []
+  for name, value in metrics.items():
+    if isinstance(value, float):
+      parts.append(f"{name} {value:.4f}")
+    elif name == "confusion":
+      (tn, fp), (fn, tp) = value
+      parts.append(f"confusion tn/fp/fn/tp {tn}/{fp}/{fn}/{tp}")
+  return "  ".join(parts)
 
 
 def summary_table(results):
@@ -131,9 +258,13 @@ def summary_table(results):
       continue
     modality = results["strong"] if model == "strong_model" else results["weak"]
     for split in ("val", "test"):
-      values = "  ".join(f"{k} {v:.4f}" for k, v in results[model][split].items())
-      rows.append(f"  {model:<12} {modality:<17} {split:<5} {values}")
+      if results[model][split] is not None:
+        rows.append(f"  {model:<12} {modality:<17} {split:<5} "
+                    f"{_metric_text(results[model][split])}")
+  selected = results["selected_on"]
+  note = ("  SELECTED ON TEST: optimistic, not a result" if selected == "test" else
+          f"  epochs selected on: {selected}")
   header = (f"Results: {results['method']} on {results['dataset']} ({results['label']}), "
             f"seed {results['seed']}, epochs {results['epochs']}, "
             f"{results['wall_seconds']:.0f}s")
-  return "\n".join([header, *rows])
+  return "\n".join([header, note, *rows])

@@ -9,11 +9,36 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def _env():
+  return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO_ROOT),
+          "PYTHONUNBUFFERED": "1"}
+
+
 def run_main(*args, module="stew_tf.main", cwd=REPO_ROOT, timeout=600):
   """Runs `python -m MODULE ARGS` in a fresh process; returns the CompletedProcess."""
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO_ROOT)}
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=_env(),
                         capture_output=True, text=True, timeout=timeout)
+
+
+def start_main(*args, cwd=REPO_ROOT):
+  """Starts `python -m stew_tf.main ARGS` with unbuffered output read line by line."""
+  return subprocess.Popen([sys.executable, "-m", "stew_tf.main", *args], cwd=cwd, env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_until(process, prefix, timeout=300):
+  """Reads `process`'s output until a line starting with `prefix`; returns the lines read."""
+  import time  # pylint: disable=g-import-not-at-top
+  deadline = time.time() + timeout
+  lines = []
+  for line in process.stdout:
+    lines.append(line)
+    if line.startswith(prefix):
+      return lines
+    if time.time() > deadline:
+      break
+  process.kill()
+  raise AssertionError(f"no line starting with {prefix!r}; output:\n{''.join(lines)[-3000:]}")
 
 
 def export_random_predictor(export_base_dir, dim, seed):

@@ -21,17 +21,53 @@ def test_bad_flags_give_one_clear_line(args, expected):
 
 
 def test_defaults_follow_the_paper():
-  from absl import flags
   from stew_tf import config as config_lib
-  flag_values = flags.FLAGS
-  flag_values(["prog", "--dataset=recola", "--label=valence", "--strong=video_geometric",
-               "--weak=audio"])
-  try:
-    config = config_lib.from_flags()
-  finally:
-    flag_values.unparse_flags()
+  config = config_lib.parse(["prog", "--dataset=recola", "--label=valence",
+                             "--strong=video_geometric", "--weak=audio"])
   assert config.learning_rate == 1e-5
   assert config.weak_gru_layers == 1  # RECOLA audio: one Bi-GRU layer
   assert config.strong_gru_layers == 2
   assert (config.decoder_units, config.decoder_layers) == (500, 1)  # valence audio decoder
   assert config.workdir == "runs/recola-valence-video_geometric-audio-cm_stew-seed0"
+
+
+def test_the_default_workdir_differs_for_runs_that_differ():
+  from stew_tf import config as config_lib
+  plain = config_lib.parse(["prog"]).workdir
+  assert plain == "runs/stew_synthetic-text-audio-cm_stew-seed0"
+  changed = {config_lib.parse(["prog", flag]).workdir
+             for flag in ("--alpha=0.2", "--dropout=0.5", "--epochs=3", "--learning_rate=0.002")}
+  assert len(changed) == 4 and plain not in changed
+  assert all(w.startswith(plain + "-") for w in changed)
+  # Settings that do not change the model keep the name.
+  assert config_lib.parse(["prog", "--stop_after_steps=3", "--data_dir=/tmp/x"]).workdir == plain
+  # A default written out explicitly is still the default.
+  assert config_lib.parse(["prog", "--alpha=0.1", "--learning_rate=1e-3"]).workdir == plain
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--learning_rate=0", "flag --learning_rate=0.0: expected a number in (0, 1]"),
+    ("--learning_rate=-1e-3", "flag --learning_rate=-0.001: expected a number in (0, 1]"),
+    ("--learning_rate=1e6", "flag --learning_rate=1000000.0: expected a number in (0, 1]"),
+    ("--alpha=-1", "flag --alpha=-1.0: expected a number >= 0"),
+    ("--beta=-1", "flag --beta=-1.0: expected a number >= 0"),
+    ("--dcca_r1=-10", "flag --dcca_r1=-10.0: expected a number > 0"),
+    ("--dcca_r2=0", "flag --dcca_r2=0.0: expected a number > 0"),
+    ("--batch_size=1", "flag --batch_size=1: 1 is not >= 2"),
+    ("--dropout=0.95", "flag --dropout=0.95"),
+    ("--select_on=test", "--select_on=test selects an epoch, but --validation=none"),
+])
+def test_every_numeric_flag_is_checked_where_it_is_defined(flag, message):
+  from absl import flags
+  from stew_tf import config as config_lib
+  extra = ["--validation=none"] if flag.startswith("--select_on") else []
+  with pytest.raises(flags.Error) as error:
+    config_lib.parse(["prog", flag, *extra])
+  assert message in str(error.value)
+
+
+def test_uni_modal_methods_ignore_strong_and_alpha():
+  from stew_tf import config as config_lib
+  config = config_lib.parse(["prog", "--method=enc_cls", "--strong=smell", "--alpha=0.5"])
+  assert (config.strong, config.alpha, config.beta) == (None, 0.0, 0.0)
+  assert config.workdir == "runs/stew_synthetic-audio-enc_cls-seed0"

@@ -16,7 +16,7 @@ _SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from stew_tf import data, models, train
+    from stew_tf import data, models, train, train_step
 
     DIMS = {"text": 6, "audio": 5}
 
@@ -40,20 +40,21 @@ _SCRIPT = textwrap.dedent("""
       with strategy.scope():
         norm = lambda d: (np.zeros(d), np.ones(d))
         teacher = models.build_encoder(6, 1, 0.0, *norm(6), "strong")
-        stage = train.Stage(
+        stage = train_step.Stage(
             "stage2", "audio", models.build_encoder(5, 1, 0.0, *norm(5), "weak"),
             models.build_classifier(models.LATENT_DIM, "classification", "weak", dropout=0.0),
-            "classification", teacher=teacher, strong_modality="text",
+            "classification", alignment=True, translation=True, teacher=teacher, strong_modality="text",
             decoder=models.build_decoder(models.LATENT_DIM, 6, 8, 1, "weak"),
             strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.5, beta=1.0)
         # Plain SGD: Adam's normalisation would blow float rounding up into visible drift.
-        trainer = train.Trainer(stage, DIMS, 1e-3, 1, 1, 0, workdir, strategy=strategy,
-                                log=lambda line: None,
-                                optimizer=keras.optimizers.SGD(learning_rate=0.01))
+        trainer = train.StageTrainer(stage, DIMS, 1e-3, workdir, seed=0, epochs=1, patience=1,
+                                     strategy=strategy,
+                                     optimizer=keras.optimizers.SGD(learning_rate=0.01))
+      steps = trainer.steps
       out = []
       for _ in range(2):
-        for batch in trainer.distribute(split().batches()):
-          out.append({k: float(v) for k, v in trainer.train_step(batch).items()})
+        for batch in steps.distribute(split().batches()):
+          out.append({k: float(v) for k, v in steps.train_step(batch).items()})
       return out, strategy.num_replicas_in_sync
 
     one, n1 = losses(tf.distribute.get_strategy(), "/tmp/unused_a")
@@ -71,12 +72,13 @@ def test_mirrored_on_two_replicas_matches_one_device():
   output = json.loads(result.stdout.strip().splitlines()[-1])
   assert output["replicas"] == [1, 2]
   assert len(output["one"]) == 4
-  # Steps 2 and 3 compare the weights after one and two updates. Later steps are left out:
-  # DCCA's inverse square roots amplify float rounding (the reduction order differs between
-  # one and two replicas) by about 10x per step, while a wrong cross-replica gradient shows at
-  # once.
-  for step_one, step_two in zip(output["one"][:3], output["two"][:3]):
+  # Step 2 compares the weights after one update, where a wrong cross-replica gradient shows at
+  # once. Later steps get a looser bound: DCCA's inverse square roots amplify float rounding (the
+  # reduction order differs between one and two replicas, and with the threads of a busy CPU) by
+  # about 10x per step.
+  for step, (step_one, step_two) in enumerate(zip(output["one"][:3], output["two"][:3])):
     assert set(step_one) == {"prediction", "dcca", "mae", "total"}
+    tolerance = 1e-4 if step < 2 else 1e-3
     for term in step_one:
-      assert abs(step_one[term] - step_two[term]) <= 1e-4 * max(1.0, abs(step_one[term])), (
-          term, step_one, step_two)
+      assert abs(step_one[term] - step_two[term]) <= tolerance * max(1.0, abs(step_one[term])), (
+          step, term, step_one, step_two)

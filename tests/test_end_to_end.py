@@ -68,7 +68,6 @@ def test_tensorboard_events_hold_every_term(finished_run):
 
 def test_export_reproduces_the_in_memory_model(finished_run):
   workdir, _ = finished_run
-  from stew_tf import experiment  # rebuild the in-memory weak model from its best checkpoint
   loaded = tf.saved_model.load(str(workdir / "export" / "1"))
   serve = loaded.signatures["serving_default"]
   rng = np.random.default_rng(0)
@@ -88,25 +87,20 @@ def test_export_reproduces_the_in_memory_model(finished_run):
 
 
 def _restore_weak_predictor(workdir):
-  from absl import flags
   from stew_tf import config as config_lib
   from stew_tf import data
   from stew_tf import experiment
+  from stew_tf import models
   results = json.loads((workdir / "results.json").read_text())
-  flag_values = flags.FLAGS
-  flag_values(["prog", "--strong=text", "--weak=audio", f"--workdir={workdir}",
-               f"--data_dir={results['flags']['data_dir']}"])
-  try:
-    config = config_lib.from_flags()
-  finally:
-    flag_values.unparse_flags()
+  config = config_lib.parse(["prog", "--strong=text", "--weak=audio", f"--workdir={workdir}",
+                             f"--data_dir={results['flags']['data_dir']}"])
   builder = data.make_builder(config.dataset, config.label, config.data_dir)
   train = data.load_split(builder, "train", ["text", "audio"], config.label, 32)
   weak_stage = experiment.build_stages(config, train)[-1]
   checkpoint = tf.train.Checkpoint(**{m.name: m for m in weak_stage.trained_models})
   best = tf.train.latest_checkpoint(str(workdir / "checkpoints" / "stage2" / "best"))
   checkpoint.restore(best).expect_partial()
-  return experiment.build_predictor_of(weak_stage)
+  return models.build_predictor(weak_stage.encoder, weak_stage.classifier, "weak")
 
 
 def test_interrupted_run_resumes_and_completes(tmp_path, tfds_dir):
