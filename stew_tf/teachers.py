@@ -1,0 +1,69 @@
+"""Stage-1 teachers shared by identity: trained once, reused by every run that needs the same one.
+
+A teacher (the strong encoder + classifier of stage 1) is determined by the dataset and its
+prepared data, the label, the strong modality, the seed and the strong side's training settings.
+`cm_stew` and `no_decoder` runs of one such identity, in any workdir, use one cache entry:
+`<cache>/<dataset>-<label>-<strong>-seed<seed>-<hash>/` with `identity.json`, `checkpoints/`
+(the stage's state, resumable) and `tensorboard/`. An flock on the entry makes concurrent runs
+wait for the one that trains it instead of training it twice.
+"""
+
+import json
+import os
+
+from stew_tf import config as config_lib
+from stew_tf import workdir as workdir_lib
+
+# The config fields that determine stage 1 (everything else only changes stage 2).
+TEACHER_FIELDS = ("dataset", "label", "strong", "seed", "strong_gru_layers", "strong_dropout",
+                  "learning_rate", "batch_size", "epochs", "patience", "select_on",
+                  "validation", "deterministic", "strategy", "mixed_precision", "jit_compile")
+
+
+def identity(config, data_record):
+  """The teacher's identity: its settings, the prepared data and the stew_tf version."""
+  recorded = config.recorded()
+  return {**{field: recorded[field] for field in TEACHER_FIELDS}, **data_record}
+
+
+def entry_dir(cache, teacher_identity):
+  name = "-".join([teacher_identity["dataset"].replace("/", "_"), teacher_identity["label"],
+                   teacher_identity["strong"], f"seed{teacher_identity['seed']}",
+                   config_lib.settings_hash(teacher_identity, length=12)])
+  return os.path.join(cache, name)
+
+
+class Entry:
+  """One cache entry, locked while it is used to train (a context manager)."""
+
+  def __init__(self, cache, teacher_identity, log=print):
+    self.directory = entry_dir(cache, teacher_identity)
+    self.identity = teacher_identity
+    self.log = log
+    self._lock = None
+
+  @property
+  def checkpoint_dir(self):
+    return os.path.join(self.directory, "checkpoints")
+
+  @property
+  def tensorboard_dir(self):
+    return os.path.join(self.directory, "tensorboard")
+
+  def __enter__(self):
+    os.makedirs(self.directory, exist_ok=True)
+    self._lock = workdir_lib.Lock(self.directory)
+    if not self._lock.acquire():
+      self.log(f"[stage1] waiting for {workdir_lib.describe_holder(self._lock.holder())}, "
+               f"which is training the same teacher in {self.directory}")
+      self._lock.acquire(wait=True)
+    path = os.path.join(self.directory, "identity.json")
+    if not os.path.exists(path):
+      with open(path + ".tmp", "w") as f:
+        json.dump(self.identity, f, indent=2, sort_keys=True)
+      os.replace(path + ".tmp", path)
+    return self
+
+  def __exit__(self, *exc_info):
+    self._lock.release()
+    return False

@@ -1,0 +1,119 @@
+"""Trustworthy runs through the real command: exact resume after Ctrl-C and kill -9, data
+preparation that changes no number, an exclusive workdir, shared teachers."""
+
+import json
+import signal
+
+import pytest
+
+from tests.helpers import read_until
+from tests.helpers import run_main
+from tests.helpers import start_main
+
+ARGS = ["--strong=text", "--weak=audio", "--epochs=3", "--patience=5"]
+
+
+def _metrics(workdir):
+  results = json.loads((workdir / "results.json").read_text())
+  return {model: results[model] for model in ("strong_model", "weak_model")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run that also prepares its own fresh TFDS data dir."""
+  root = tmp_path_factory.mktemp("reference")
+  data_dir = root / "tfds"
+  result = run_main(*ARGS, f"--workdir={root / 'work'}", f"--data_dir={data_dir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Dataset stew_synthetic downloaded and prepared" in result.stderr + result.stdout
+  return root, data_dir
+
+
+def test_interrupted_in_each_stage_ends_bit_identical_to_an_uninterrupted_run(
+    reference, tmp_path):
+  root, data_dir = reference
+  # Its own teacher cache, so that stage 1 is trained (and interrupted) here too; the data
+  # dir is the one the reference prepared, so preparation is also compared.
+  args = [*ARGS, f"--workdir={tmp_path / 'work'}", f"--data_dir={data_dir}",
+          f"--teacher_cache={tmp_path / 'teachers'}"]
+  # Ctrl-C inside stage 1's second epoch.
+  process = start_main(*args)
+  read_until(process, "[stage1 text] epoch   1/3")
+  process.send_signal(signal.SIGINT)
+  output = process.communicate(timeout=120)[0]
+  assert process.returncode == 130, output[-3000:]
+  assert "interrupted in stage1, epoch 2; 1 finished epoch(s) of stage1 are saved" in output
+  assert "rerun to resume: python" in output and "Traceback" not in output
+  # kill -9 inside stage 2's third epoch, after two finished stage-2 epochs.
+  process = start_main(*args)
+  lines = read_until(process, "[stage2 audio] epoch   2/3")
+  process.kill()
+  process.wait(timeout=60)
+  assert any("[stage1] resuming after epoch 1" in line for line in lines)
+  assert not (tmp_path / "work" / "results.json").exists()
+  resumed = run_main(*args)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "[stage2] resuming after epoch 2" in resumed.stdout
+  assert _metrics(tmp_path / "work") == _metrics(root / "work")
+
+
+def test_a_second_process_on_a_busy_workdir_exits_naming_the_holder(reference, tmp_path):
+  _, data_dir = reference
+  args = [*ARGS, f"--workdir={tmp_path / 'work'}", f"--data_dir={data_dir}",
+          f"--teacher_cache={tmp_path / 'teachers'}", "--epochs=50"]
+  first = start_main(*args)
+  try:
+    read_until(first, "[stage1] teacher:")
+    second = run_main(*args, "--seed=1", timeout=120)
+  finally:
+    first.kill()
+    first.wait(timeout=60)
+  assert second.returncode == 1
+  assert f"is in use by pid {first.pid} on " in second.stderr
+  assert "Traceback" not in second.stderr
+  # The holder is dead now: its lock is taken over (the run then fails on its other seed).
+  third = run_main(*args, "--seed=1", timeout=120)
+  assert "is in use" not in third.stderr
+  assert "--seed: was 0, now 1" in third.stderr
+
+
+def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(reference):
+  root, data_dir = reference
+  args = [*ARGS, f"--workdir={root / 'work'}", f"--data_dir={data_dir}"]
+  result = run_main(*args, "--alpha=0.2", "--learning_rate=0.002", timeout=120)
+  assert result.returncode == 1
+  line = result.stderr.strip().splitlines()[-1]
+  assert "--alpha: was 0.1, now 0.2" in line and "--learning_rate: was 0.001, now 0.002" in line
+  assert "--overwrite" in line
+  again = run_main(*args)  # the same settings: nothing to train, the same results
+  assert again.returncode == 0
+  assert "[stage2] already finished after 3 epochs" in again.stdout
+
+
+def test_a_transfer_run_reuses_the_teacher_of_an_earlier_one(reference):
+  root, data_dir = reference
+  workdir = root / "no_decoder"
+  result = run_main(*ARGS, "--method=no_decoder", f"--workdir={workdir}",
+                    f"--data_dir={data_dir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "[stage1] already finished after 3 epochs" in result.stdout
+  assert "[stage1 text] epoch" not in result.stdout
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["strong_model"] == _metrics(root / "work")["strong_model"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--batch_size=2"], "--batch_size=2: DCCA estimates 100x100 covariances from each batch's "
+                         "valid segments, but a batch of these training clips can hold as few as"),
+    (["--workdir={file}"], "flag --workdir={file}: names a file; expected a folder"),
+    (["--learning_rate=0"], "flag --learning_rate=0.0: expected a number in (0, 1]"),
+])
+def test_bad_settings_stop_before_training_with_one_line(reference, tmp_path, args, expected):
+  _, data_dir = reference
+  (tmp_path / "file").write_text("")
+  args = [arg.format(file=tmp_path / "file") for arg in args]
+  expected = expected.format(file=tmp_path / "file")
+  result = run_main(f"--workdir={tmp_path / 'w'}", f"--data_dir={data_dir}", *args, timeout=120)
+  assert result.returncode == 1
+  assert expected in result.stderr
+  assert "Traceback" not in result.stderr and "epoch" not in result.stdout
