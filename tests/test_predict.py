@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from stew_tf import clip_files
 from stew_tf import predict
 from tests.helpers import export_random_predictor
 from tests.helpers import run_main
@@ -28,7 +29,7 @@ def model(exported):
 
 def _in_memory(predictor, arrays):
   """The predictor's scores of each clip's segments, the clips zero-padded into one batch."""
-  clips = predict.pad_clips([str(i) for i in range(len(arrays))],
+  clips = clip_files.pad_clips([str(i) for i in range(len(arrays))],
                             [np.asarray(a, np.float32) for a in arrays])
   scores = predictor([clips.features, clips.mask], training=False).numpy()
   return [row[:len(a)] for row, a in zip(scores, arrays)]
@@ -61,6 +62,29 @@ def test_the_model_reports_the_feature_dimension_of_its_signature(exported, mode
   assert model.path == str(exported[1] / "1")
 
 
+@pytest.mark.parametrize("damage", ["truncated", "variables_missing", "garbage"])
+def test_every_load_failure_is_one_line_and_exit_2(exported, tmp_path, damage):
+  copy = tmp_path / "export"
+  shutil.copytree(exported[1], copy)
+  version = copy / "1"
+  if damage == "truncated":
+    data = (version / "saved_model.pb").read_bytes()
+    (version / "saved_model.pb").write_bytes(data[:len(data) // 3])
+  elif damage == "variables_missing":
+    shutil.rmtree(version / "variables")
+  else:
+    (version / "saved_model.pb").write_bytes(b"not a protocol buffer at all")
+  np.save(tmp_path / "clip.npy", np.zeros((4, DIM), np.float32))
+  result = run_main(f"--export_dir={copy}", f"--input={tmp_path / 'clip.npy'}",
+                    module="stew_tf.predict", timeout=120)
+  assert result.returncode == 2, result.stderr[-2000:]
+  # TensorFlow's own start-up log lines may come first; ours is the one error line.
+  lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(lines) == 1 and lines[0].startswith(f"error: {version}: cannot be loaded as a "
+                                                 "SavedModel ("), result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("make", ["missing", "empty"])
 def test_a_folder_without_a_saved_model_is_named(tmp_path, make):
   folder = tmp_path / "export"
@@ -77,7 +101,7 @@ def test_a_folder_without_a_saved_model_is_named(tmp_path, make):
 def test_npy_one_clip(exported, model, tmp_path):
   clip = _clip(7, seed=1)
   np.save(tmp_path / "clip.npy", clip)
-  clips = predict.load_clips(str(tmp_path / "clip.npy"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "clip.npy"), DIM)
   assert clips.ids == ["0"]
   _assert_scores_equal(predict.score_clips(model, clips), _in_memory(exported[0], [clip]))
 
@@ -85,7 +109,7 @@ def test_npy_one_clip(exported, model, tmp_path):
 def test_npy_clips_of_equal_length_are_batched_in_order(exported, model, tmp_path):
   batch = np.random.default_rng(2).integers(-3, 4, size=(3, 6, DIM))  # ints are fine
   np.save(tmp_path / "clips.npy", batch)
-  clips = predict.load_clips(str(tmp_path / "clips.npy"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "clips.npy"), DIM)
   assert clips.ids == ["0", "1", "2"]
   _assert_scores_equal(predict.score_clips(model, clips, batch_size=2),
                        _in_memory(exported[0], list(batch)))
@@ -98,7 +122,7 @@ def test_npz_padded_features_and_mask_ignore_the_padding(exported, model, tmp_pa
   mask = np.arange(8) < np.array(lengths)[:, None]
   features[1, 6] = np.nan  # in the padding: ignored
   np.savez(tmp_path / "padded.npz", features=features, mask=mask)
-  clips = predict.load_clips(str(tmp_path / "padded.npz"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "padded.npz"), DIM)
   assert clips.ids == ["0", "1", "2"]
   assert clips.lengths.tolist() == lengths
   scores = predict.score_clips(model, clips, batch_size=2)
@@ -112,7 +136,7 @@ def test_npz_padded_features_and_mask_ignore_the_padding(exported, model, tmp_pa
 def test_npz_without_mask_is_all_real_segments(exported, model, tmp_path):
   features = np.random.default_rng(4).normal(size=(2, 4, DIM)).astype(np.float32)
   np.savez(tmp_path / "features.npz", features=features)
-  clips = predict.load_clips(str(tmp_path / "features.npz"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "features.npz"), DIM)
   assert clips.mask.all()
   _assert_scores_equal(predict.score_clips(model, clips), _in_memory(exported[0], list(features)))
 
@@ -121,7 +145,7 @@ def test_npz_ragged_clips_are_padded_and_named(exported, model, tmp_path):
   arrays = {"interview_b": _clip(9, seed=5), "interview_a": _clip(2, seed=6),
             "interview_c": np.arange(4 * DIM).reshape(4, DIM) % 3}
   np.savez(tmp_path / "ragged.npz", **arrays)
-  clips = predict.load_clips(str(tmp_path / "ragged.npz"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "ragged.npz"), DIM)
   assert clips.ids == list(arrays)  # the archive's order
   assert clips.features.shape == (3, 9, DIM)
   assert clips.lengths.tolist() == [9, 2, 4]
@@ -139,7 +163,7 @@ def test_csv_clip_id_groups_rows_in_order_of_appearance(exported, model, tmp_pat
   b, a = _clip(3, seed=7), _clip(2, seed=8)
   rows = [["b", *b[0]], ["a", *a[0]], ["b", *b[1]], ["a", *a[1]], ["b", *b[2]]]
   _write_csv(tmp_path / "clips.csv", rows, header=["clip_id"] + [f"f{i}" for i in range(DIM)])
-  clips = predict.load_clips(str(tmp_path / "clips.csv"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "clips.csv"), DIM)
   assert clips.ids == ["b", "a"]
   _assert_scores_equal(predict.score_clips(model, clips), _in_memory(exported[0], [b, a]))
 
@@ -148,7 +172,7 @@ def test_csv_clip_id_groups_rows_in_order_of_appearance(exported, model, tmp_pat
 def test_csv_without_clip_id_is_one_clip(exported, model, tmp_path, header):
   clip = _clip(4, seed=9)
   _write_csv(tmp_path / "clip.csv", clip.tolist(), header=header)
-  clips = predict.load_clips(str(tmp_path / "clip.csv"), DIM)
+  clips = clip_files.load_clips(str(tmp_path / "clip.csv"), DIM)
   assert clips.ids == ["0"]
   _assert_scores_equal(predict.score_clips(model, clips), _in_memory(exported[0], [clip]))
 
@@ -157,7 +181,7 @@ def test_csv_without_clip_id_is_one_clip(exported, model, tmp_path, header):
 def test_write_scores(tmp_path, extension):
   scores = [np.array([0.25, 0.5], np.float32), np.array([0.75], np.float32)]
   path = tmp_path / f"scores{extension}"
-  predict.write_scores(str(path), ["a", "b"], scores)
+  clip_files.write_scores(str(path), ["a", "b"], scores)
   if extension == ".csv":
     assert path.read_text().splitlines() == [
         "clip_id,segment,score", "a,0,0.25", "a,1,0.5", "b,0,0.75"]
@@ -236,7 +260,7 @@ def test_bad_input_names_the_file_and_the_expectation(tmp_path, case):
   if write:
     write(path)
   with pytest.raises(predict.InputError) as error:
-    predict.load_clips(str(path), DIM)
+    clip_files.load_clips(str(path), DIM)
   message = str(error.value)
   assert message.startswith(f"{path}: "), message
   assert expected in message, message
