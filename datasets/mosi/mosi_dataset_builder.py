@@ -11,14 +11,15 @@ of each utterance (mean of 5 annotators, in [-3, 3]) comes from the CMU-MOSI rel
 """
 
 import collections
-import csv
 import dataclasses
-import io
 import re
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+
+from . import csv_io
+from . import sentiment_scores
 
 _URL_ROOT = ("https://raw.githubusercontent.com/declare-lab/multimodal-deep-learning/"
              "c633012a3d9e53e037e450609678bb1b0169cf05/bc-LSTM/data/")
@@ -26,7 +27,6 @@ TRANSCRIPTS = "transcripts.csv"
 SCORES = "labels/OpinionLevelSentiment.csv"
 _SCORES_URL = ("https://raw.githubusercontent.com/ASA-MOSI/Audio-Sentiment-Analysis/"
                "c482dd2d939b1a7835d90e4a88ef7cbc4e73f76d/OpinionLevelSentiment.csv")
-SCORE_RANGE = (-3.0, 3.0)
 MODALITY_DIMS = {"text": 100, "audio": 73, "video": 100}
 # The source's own speaker-independent split: 62 train videos, 31 test videos.
 SOURCE_SPLITS = ("train", "test")
@@ -69,17 +69,6 @@ def files_needed(names, directory="<manual dir>"):
 
 
 @dataclasses.dataclass(frozen=True)
-class _File:
-  """A file to read: `name` as in FILES, `path` where it is (a manual dir or the download cache)."""
-  name: str
-  path: epath.Path
-
-  def __str__(self):
-    # Downloads have hashed names, so say which file of the layout it is.
-    return str(self.path) if str(self.path).endswith(self.name) else f"{self.name} ({self.path})"
-
-
-@dataclasses.dataclass(frozen=True)
 class _Utterance:
   key: str
   video: str
@@ -88,40 +77,13 @@ class _Utterance:
   line: int
 
 
-def _error(file, line, message, column=None):
-  where = f"line {line}" if column is None else f"line {line}, column {column}"
-  return ValueError(f"{file}, {where}: {message}")
-
-
-def _csv_rows(file):
-  """Yields (1-based line, cells) for every record of a CSV file."""
-  try:
-    text = file.path.read_text(encoding="utf-8")
-  except UnicodeDecodeError as err:
-    raise ValueError(f"{file}: expected UTF-8 text ({err})") from err
-  reader = csv.reader(io.StringIO(text, newline=""))
-  try:
-    for cells in reader:
-      yield reader.line_num, cells
-  except csv.Error as err:
-    raise _error(file, reader.line_num, f"expected CSV with quoted cells ({err})") from err
-
-
-def _is_number(cell):
-  try:
-    float(cell)
-  except ValueError:
-    return False
-  return True
-
-
 def _parse_label(file, line, column, cell):
   try:
     value = float(cell)
   except ValueError:
     value = None
   if value not in (0.0, 1.0):
-    raise _error(file, line, f"expected a label, 0 or 1, got {cell!r}", column)
+    raise csv_io.error(file, line, f"expected a label, 0 or 1, got {cell!r}", column)
   return value
 
 
@@ -129,76 +91,38 @@ def _read_transcripts(file):
   """The utterances of `transcripts.csv`, by row (0-based, as `text_*.csv` refers to them)."""
   utterances = []
   lines_of_keys = {}
-  for line, cells in _csv_rows(file):
+  for line, cells in csv_io.csv_rows(file):
     if len(cells) != 4:
-      raise _error(file, line, "expected 4 cells (key, transcript, video number, label), "
-                   f"got {len(cells)}")
+      raise csv_io.error(file, line, "expected 4 cells (key, transcript, video number, label), "
+                         f"got {len(cells)}")
     key = cells[0]
     match = re.fullmatch(r"(.+)_(\d+)", key)
     if not match:
-      raise _error(file, line, f"expected a key '<video id>_<utterance number>', got {key!r}", 1)
+      raise csv_io.error(file, line,
+                         f"expected a key '<video id>_<utterance number>', got {key!r}", 1)
     if key in lines_of_keys:
-      raise _error(file, line, f"expected each key once, but {key!r} is also on line "
-                   f"{lines_of_keys[key]}")
+      raise csv_io.error(file, line, f"expected each key once, but {key!r} is also on line "
+                         f"{lines_of_keys[key]}")
     lines_of_keys[key] = line
     label = _parse_label(file, line, 4, cells[3])
     utterances.append(_Utterance(key, match[1], int(match[2]), label, line))
   return utterances
 
 
-def _read_scores(file, transcripts):
-  """{key: score} for every utterance of transcripts.csv, checked against its binary label."""
-  lines_of_keys = {}
-  scores = {}
-  for line, cells in _csv_rows(file):
-    if len(cells) != 5:
-      raise _error(file, line, "expected 5 cells (start, end, video id, utterance number, "
-                   f"score), got {len(cells)}")
-    if not re.fullmatch(r"\d+", cells[3]):
-      raise _error(file, line, f"expected an utterance number, got {cells[3]!r}", 4)
-    key = f"{cells[2]}_{int(cells[3])}"
-    if key in lines_of_keys:
-      raise _error(file, line, f"expected each utterance once, but {key!r} is also on line "
-                   f"{lines_of_keys[key]}")
-    try:
-      score = float(cells[4])
-    except ValueError:
-      score = float("nan")
-    if not SCORE_RANGE[0] <= score <= SCORE_RANGE[1]:
-      raise _error(file, line, f"expected a score from {SCORE_RANGE[0]:g} to {SCORE_RANGE[1]:g}, "
-                   f"got {cells[4]!r}", 5)
-    lines_of_keys[key] = line
-    scores[key] = score
-  for utterance in transcripts:
-    if utterance.key not in scores:
-      raise ValueError(f"{file}: expected a score of every utterance of {TRANSCRIPTS}, but "
-                       f"{utterance.key} (its line {utterance.line}) has none")
-    score = scores[utterance.key]
-    if utterance.label != float(score >= 0):
-      raise _error(file, lines_of_keys[utterance.key],
-                   f"expected a score that is >= 0 exactly when the binary label is 1, got "
-                   f"{score:g} for {utterance.key}, labelled {utterance.label:g} on line "
-                   f"{utterance.line} of {TRANSCRIPTS}")
-  known = {utterance.key for utterance in transcripts}
-  for key, line in lines_of_keys.items():
-    if key not in known:
-      raise _error(file, line, f"expected utterances of {TRANSCRIPTS}, got {key!r}")
-  return scores
-
-
 def _read_index(file, transcripts):
   """The first column of `text_<split>.csv`: one row number of `transcripts.csv` per line."""
   rows = []
   lines_of_rows = {}
-  for line, cells in _csv_rows(file):
+  for line, cells in csv_io.csv_rows(file):
     cell = cells[0] if cells else ""
     if not re.fullmatch(r"\d+", cell) or int(cell) >= len(transcripts):
-      raise _error(file, line, f"expected a row number of {TRANSCRIPTS} "
-                   f"(0 to {len(transcripts) - 1}), got {cell!r}", 1)
+      raise csv_io.error(file, line, f"expected a row number of {TRANSCRIPTS} "
+                         f"(0 to {len(transcripts) - 1}), got {cell!r}", 1)
     row = int(cell)
     if row in lines_of_rows:
-      raise _error(file, line, f"expected each utterance once, but row {row} of {TRANSCRIPTS} "
-                   f"({transcripts[row].key}) is also on line {lines_of_rows[row]}")
+      raise csv_io.error(file, line, f"expected each utterance once, but row {row} of "
+                         f"{TRANSCRIPTS} ({transcripts[row].key}) is also on line "
+                         f"{lines_of_rows[row]}")
     lines_of_rows[row] = line
     rows.append((line, row))
   return rows
@@ -208,33 +132,35 @@ def _read_features(file, dim, index_name, num_rows):
   """(features [num_rows, dim] float32, labels [num_rows], lines) of one modality file."""
   lines = []
   values = []
-  for line, cells in _csv_rows(file):
+  for line, cells in csv_io.csv_rows(file):
     if len(lines) == num_rows:
-      raise _error(file, line, f"expected {num_rows} rows, one per line of {index_name}, got more")
+      raise csv_io.error(file, line,
+                         f"expected {num_rows} rows, one per line of {index_name}, got more")
     if len(cells) != dim + 1:
-      raise _error(file, line, f"expected {dim + 1} cells ({dim} features, then the label), "
-                   f"got {len(cells)}")
+      raise csv_io.error(file, line, f"expected {dim + 1} cells ({dim} features, then the label), "
+                         f"got {len(cells)}")
     try:
       row = [float(cell) for cell in cells[:dim]]
     except ValueError:
       column, cell = next((column, cell) for column, cell in enumerate(cells[:dim], start=1)
-                          if not _is_number(cell))
-      raise _error(file, line, f"expected a number, got {cell!r}", column) from None
+                          if not csv_io.is_number(cell))
+      raise csv_io.error(file, line, f"expected a number, got {cell!r}", column) from None
     row.append(_parse_label(file, line, dim + 1, cells[dim]))
     lines.append(line)
     values.append(row)
   if len(lines) < num_rows:
-    raise _error(file, (lines[-1] if lines else 0) + 1,
-                 f"expected {num_rows} rows, one per line of {index_name}, but the file ends "
-                 f"after {len(lines)}")
+    raise csv_io.error(file, (lines[-1] if lines else 0) + 1,
+                       f"expected {num_rows} rows, one per line of {index_name}, but the file ends "
+                       f"after {len(lines)}")
   values = np.asarray(values, dtype=np.float64).reshape(num_rows, dim + 1)
   with np.errstate(over="ignore"):  # Overflow to inf is reported below.
     values32 = values.astype(np.float32)
   bad = np.argwhere(~np.isfinite(values32))
   if len(bad):
     row, column = bad[0]
-    raise _error(file, lines[row], f"expected a finite float32 number, got {values[row, column]:g}",
-                 column + 1)
+    raise csv_io.error(file, lines[row],
+                       f"expected a finite float32 number, got {values[row, column]:g}",
+                       column + 1)
   return values32[:, :dim], values32[:, dim], lines
 
 
@@ -251,15 +177,16 @@ def _read_split(files, split, transcripts, scores):
   for (index_line, row), label, line in zip(index_rows, labels["text"], lines["text"]):
     utterance = transcripts[row]
     if label != utterance.label:
-      raise _error(text, line, f"expected the label of {utterance.key} ({utterance.label:g}, "
-                   f"{TRANSCRIPTS} line {utterance.line}, named on line {index_line} of "
-                   f"{index.name}), got {label:g}")
+      raise csv_io.error(text, line, f"expected the label of {utterance.key} ({utterance.label:g}, "
+                         f"{TRANSCRIPTS} line {utterance.line}, named on line {index_line} of "
+                         f"{index.name}), got {label:g}")
   for modality in MODALITY_DIMS:
     for label, expected, line in zip(labels[modality], labels["text"], lines[modality]):
       if label != expected:
-        raise _error(files[modality_file(modality, split)], line,
-                     f"expected label {expected:g} as on the same line of {text.name} (every "
-                     f"modality file holds the same utterance on the same line), got {label:g}")
+        raise csv_io.error(files[modality_file(modality, split)], line,
+                           f"expected label {expected:g} as on the same line of {text.name} "
+                           "(every modality file holds the same utterance on the same line), got "
+                           f"{label:g}")
   videos = collections.defaultdict(list)
   for position, (_, row) in enumerate(index_rows):
     videos[transcripts[row].video].append((transcripts[row].number, row, position))
@@ -284,7 +211,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release: 52/10/31 train/validation/test videos (1151/296/752 utterances).",
-      "1.1.0": "sentiment_score: the continuous score in [-3, 3] (labels/OpinionLevelSentiment.csv).",
+      "1.1.0": "sentiment_score, the continuous score in [-3, 3] (OpinionLevelSentiment.csv).",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put these files of github.com/declare-lab/multimodal-deep-learning (bc-LSTM/data, commit "
@@ -307,9 +234,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    files = {name: _File(name, epath.Path(path)) for name, path in _locate(dl_manager).items()}
+    files = {name: csv_io.File(name, epath.Path(path))
+             for name, path in _locate(dl_manager).items()}
     transcripts = _read_transcripts(files[TRANSCRIPTS])
-    scores = _read_scores(files[SCORES], transcripts)
+    scores = sentiment_scores.read_scores(files[SCORES], transcripts, TRANSCRIPTS)
     train = _read_split(files, "train", transcripts, scores)
     test = _read_split(files, "test", transcripts, scores)
     shared = sorted(set(train) & set(test))
@@ -319,9 +247,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     used = {key for split in (train, test) for ex in split.values() for key in ex["segment_ids"]}
     for utterance in transcripts:
       if utterance.key not in used:
-        raise _error(files[TRANSCRIPTS], utterance.line,
-                     f"expected every utterance in {index_file('train')} or "
-                     f"{index_file('test')}, got {utterance.key} in neither")
+        raise csv_io.error(files[TRANSCRIPTS], utterance.line,
+                           f"expected every utterance in {index_file('train')} or "
+                           f"{index_file('test')}, got {utterance.key} in neither")
     return {
         "train": self._generate_examples(
             {v: ex for v, ex in train.items() if v not in VALIDATION_VIDEOS}),
