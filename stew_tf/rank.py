@@ -85,9 +85,12 @@ def _check_main_args(main_args):
 def _run(command, args, workdir, record, log):
   """Runs one stew_tf.main process in `workdir` (unless done); returns its results dict."""
   results_path, record_path = workdir / "results.json", workdir / RECORD_FILE
-  if record_path.exists() and json.loads(record_path.read_text()) != record:
-    raise RankError(f"{workdir} holds a run made with other settings ({record_path}); delete "
-                    "that folder, or pass another --workdir")
+  before = json.loads(record_path.read_text()) if record_path.exists() else record
+  if before != record:
+    changed = [key for key in record if before.get(key) != record[key]]
+    raise RankError(f"{workdir} holds a run made with other settings ({', '.join(changed)}: "
+                    f"{[before.get(k) for k in changed]}, now {[record[k] for k in changed]}); "
+                    "delete that folder, or pass another --workdir")
   if results_path.exists() and record_path.exists():
     log(f"{workdir}: done before, reusing its results.json")
     return json.loads(results_path.read_text())

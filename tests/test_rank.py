@@ -112,7 +112,8 @@ def test_a_ranking_made_with_other_settings_is_not_reused(tmp_path, fake_main):
     rank.best_strong("stew_synthetic", "sentiment", "audio", rank_workdir=out,
                      main_args=["--epochs=3"], seeds=1)
   (out / "ranking.json").unlink()
-  with pytest.raises(rank.RankError, match="holds a run made with other settings"):
+  with pytest.raises(rank.RankError, match=r"holds a run made with other settings \(main_args: "
+                     r"\[\['--epochs=2'\]\], now \[\['--epochs=3'\]\]\)"):
     rank.rank("stew_synthetic", seeds=1, workdir=out, main_args=["--epochs=3"],
               log=lambda _: None)
 
