@@ -20,6 +20,7 @@ own way to honour the clip lengths; RECOLA's full-length clips are not packed).
 """
 
 import argparse
+import functools
 import json
 import os
 import pickle
@@ -90,8 +91,8 @@ def step_flops(shape):
 
 
 # --- stew_tf side -------------------------------------------------------------------------
-def stew_tf_stage2_step(name, arrays, workdir):
-  """A zero-argument callable that runs one stew_tf stage-2 train step on the batch.
+def stew_tf_steps(name, arrays, workdir):
+  """{"stage1": callable, "stage2": callable}: one stew_tf train step of each stage on the batch.
 
   The only code that touches stew_tf's training API; it builds the stages as stew_tf/bench.py
   does (experiment.build_stages on the default cm_stew configuration of the shape).
@@ -112,70 +113,73 @@ def stew_tf_stage2_step(name, arrays, workdir):
                         shape.weak: tf.constant(arrays["weak"])},
            "labels": tf.constant(arrays["labels"]), "mask": tf.constant(arrays["mask"])}
   config = bench._config(shape, workdir)  # pylint: disable=protected-access
-  stage = experiment.build_stages(config, bench._split_of(batch, modalities))[-1]
-  trainer = train.StageTrainer(stage, modalities, config.learning_rate,
-                               os.path.join(workdir, stage.name), seed=config.seed,
-                               epochs=config.epochs, patience=config.patience)
-  train_step = trainer.steps.train_step
-  return lambda: train_step(batch)
+  steps = {}
+  for stage in experiment.build_stages(config, bench._split_of(batch, modalities)):
+    trainer = train.StageTrainer(stage, modalities, config.learning_rate,
+                                 os.path.join(workdir, stage.name), seed=config.seed,
+                                 epochs=config.epochs, patience=config.patience)
+    steps[stage.name] = functools.partial(trainer.steps.train_step, batch)
+  return steps
 
 
-def tf_matmul_rate():
+def tf_worker(batches, workdir, keras_gru):
+  """{run: step callable} and a matrix-product callable; `keras_gru`: the models as they were
+  before FastGRU (keras.layers.GRU in every Bi-GRU), for before/after in the same run."""
+  import keras
   import tensorflow as tf
+  from stew_tf import models
+  tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+  tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+  tf.config.experimental.enable_op_determinism()  # as stew_tf.main runs by default
+  if keras_gru:
+    models.FastGRU = keras.layers.GRU
+  steps = {}
+  for name, arrays in batches.items():
+    for stage, step in stew_tf_steps(name, arrays, os.path.join(workdir, name)).items():
+      steps[f"{name}/{stage}"] = step
   rng = np.random.default_rng(0)
   a = tf.constant(rng.normal(size=MATMUL[:2]), tf.float32)
   b = tf.constant(rng.normal(size=MATMUL[1:]), tf.float32)
   product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-  return lambda: product().numpy()
-
-
-def tf_worker(batches, workdir):
-  import tensorflow as tf
-  tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-  tf.config.threading.set_inter_op_parallelism_threads(THREADS)
-  tf.config.experimental.enable_op_determinism()  # as stew_tf.main runs by default
-  steps = {name: stew_tf_stage2_step(name, arrays, os.path.join(workdir, name))
-           for name, arrays in batches.items()}
-  return steps, tf_matmul_rate()
+  return steps, lambda: product().numpy()
 
 
 # --- workers and driver -------------------------------------------------------------------
 def serve(steps, matmul, warmup):
-  """Worker loop: warm up, say READY, then time what the driver asks for on stdin."""
+  """Worker loop: warm up, say READY with the runs it has, then time what stdin asks for."""
+  steps = dict(steps, matmul=matmul)
   for step in steps.values():
     for _ in range(warmup):
       step()
-  for _ in range(warmup):
-    matmul()
-  print("READY", flush=True)
+  print("READY " + json.dumps(sorted(steps)), flush=True)
   for line in sys.stdin:
     request = json.loads(line)
-    call = matmul if request["run"] == "matmul" else steps[request["run"]]
-    seconds = []
+    wall, cpu = [], []
     for _ in range(request["steps"]):
-      start = time.perf_counter()
-      call()
-      seconds.append(time.perf_counter() - start)
-    print("RESULT " + json.dumps(seconds), flush=True)
+      start, start_cpu = time.perf_counter(), time.process_time()
+      steps[request["run"]]()
+      wall.append(time.perf_counter() - start)
+      cpu.append(time.process_time() - start_cpu)
+    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu}), flush=True)
 
 
 class Worker:
-  """One framework's worker process."""
+  """One worker process; `runs` are the steps it can time."""
 
-  def __init__(self, framework, python, batch_file, warmup):
+  def __init__(self, mode, python, batch_file, warmup):
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=REPOSITORY)
     self.process = subprocess.Popen(
-        [python, __file__, f"--worker={framework}", f"--batches={batch_file}",
+        [python, __file__, f"--worker={mode}", f"--batches={batch_file}",
          f"--warmup={warmup}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=env, cwd=REPOSITORY)
-    self._expect("READY")
+    self.runs = json.loads(self._expect("READY "))
 
   def _expect(self, prefix):
     for line in self.process.stdout:
       if line.startswith(prefix):
         return line[len(prefix):].strip()
-    raise RuntimeError(f"worker {self.process.args[2]} ended without {prefix}")
+    raise RuntimeError(f"worker {self.process.args[2]} ended without {prefix.strip()}")
 
   def time(self, run, steps):
     self.process.stdin.write(json.dumps({"run": run, "steps": steps}) + "\n")
@@ -188,37 +192,51 @@ class Worker:
 
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIDES = {"stew_tf": "tf", "stew_tf_keras_gru": "tf_keras_gru", "pytorch": "torch"}
 
 
 def measure(args, batch_file):
-  """Alternates the two workers round by round; returns {side: {run: [seconds]}}."""
-  workers = {"stew_tf": Worker("tf", sys.executable, batch_file, args.warmup),
-             "pytorch": Worker("torch", args.torch_python, batch_file, args.warmup)}
-  times = {side: {run: [] for run in [*args.shapes, "matmul"]} for side in workers}
+  """Alternates the workers run by run, round by round; {side: {run: {wall, cpu}}}."""
+  workers = {side: Worker(mode, args.torch_python if mode == "torch" else sys.executable,
+                          batch_file, args.warmup) for side, mode in SIDES.items()}
+  runs = sorted(set().union(*(w.runs for w in workers.values())))
+  times = {side: {run: {"wall": [], "cpu": []} for run in w.runs}
+           for side, w in workers.items()}
   for _ in range(args.rounds):
-    for run in [*args.shapes, "matmul"]:
+    for run in runs:
       for side, worker in workers.items():
-        times[side][run] += worker.time(run, args.steps if run != "matmul" else 5)
+        if run in worker.runs:
+          result = worker.time(run, 5 if run == "matmul" else args.steps)
+          for kind in ("wall", "cpu"):
+            times[side][run][kind] += result[kind]
   for worker in workers.values():
     worker.close()
   return times
 
 
 def report(times, shapes):
+  """Medians, ratios, FLOP counts and fractions of the measured matrix-product rate."""
   matmul_flops = 2 * np.prod(MATMUL, dtype=np.float64)
-  rates = {side: matmul_flops / np.median(t["matmul"]) for side, t in times.items()}
+  rates = {side: matmul_flops / np.median(t["matmul"]["wall"]) for side, t in times.items()}
   machine_rate = max(rates.values())
-  result = {"matmul_gflops": {s: r / 1e9 for s, r in rates.items()},
-            "matmul_shape": MATMUL, "shapes": {}}
+  result = {"matmul_shape": MATMUL, "matmul_gflops": {s: r / 1e9 for s, r in rates.items()},
+            "shapes": {}}
   for name in shapes:
     flops = step_flops(SHAPES[name])["total"]
-    medians = {side: float(np.median(t[name])) for side, t in times.items()}
+    stage2 = f"{name}/stage2"
+    medians = {side: float(np.median(t[stage2]["wall"])) for side, t in times.items()}
     result["shapes"][name] = {
-        "step_gflop": flops / 1e9,
-        "median_ms": {s: 1000 * m for s, m in medians.items()},
-        "pytorch_over_stew_tf": medians["pytorch"] / medians["stew_tf"],
-        "fraction_of_matmul_rate": {s: flops / m / machine_rate for s, m in medians.items()},
-        "steps_timed": {s: len(t[name]) for s, t in times.items()}}
+        "stage2_gflop": flops / 1e9,
+        "median_ms": {side: {run.split("/")[1]: 1000 * float(np.median(v["wall"]))
+                             for run, v in t.items() if run.startswith(name + "/")}
+                      for side, t in times.items()},
+        "cpu_ms_per_step": {side: 1000 * float(np.median(t[stage2]["cpu"]))
+                            for side, t in times.items()},
+        "stage2_pytorch_over_stew_tf": medians["pytorch"] / medians["stew_tf"],
+        "stage2_keras_gru_over_stew_tf": medians["stew_tf_keras_gru"] / medians["stew_tf"],
+        "stage2_fraction_of_matmul_rate": {s: flops / m / machine_rate
+                                           for s, m in medians.items()},
+        "steps_timed": len(times["stew_tf"][stage2]["wall"])}
   return result
 
 
@@ -231,17 +249,17 @@ def main():
   parser.add_argument("--steps", type=int, default=2, help="timed steps per side and round")
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--output", help="also write the JSON here")
-  parser.add_argument("--worker", choices=["tf", "torch"], help=argparse.SUPPRESS)
+  parser.add_argument("--worker", choices=sorted(SIDES.values()), help=argparse.SUPPRESS)
   parser.add_argument("--batches", help=argparse.SUPPRESS)
   args = parser.parse_args()
   args.shapes = args.shapes.split(",")
   if args.worker:
     with open(args.batches, "rb") as f:
       batches = pickle.load(f)
-    if args.worker == "tf":
+    if args.worker.startswith("tf"):
       sys.path.insert(0, REPOSITORY)
       with tempfile.TemporaryDirectory(prefix="stage2_vs_pytorch_") as workdir:
-        serve(*tf_worker(batches, workdir), args.warmup)
+        serve(*tf_worker(batches, workdir, args.worker == "tf_keras_gru"), args.warmup)
     else:
       import torch_stage2
       serve(*torch_stage2.worker(batches, SHAPES, ALPHA, BETA, THREADS, MATMUL), args.warmup)

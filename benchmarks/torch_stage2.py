@@ -119,7 +119,7 @@ class Stage2:
     self.optimizer.zero_grad(set_to_none=True)
     total.backward()
     self.optimizer.step()
-    return float(total)
+    return float(total.detach())
 
 
 def matmul_rate(size):
@@ -132,6 +132,6 @@ def matmul_rate(size):
 def worker(batches, shapes, alpha, beta, threads, matmul_size):
   """{shape: step callable} and a matrix-product callable, on `threads` threads."""
   torch.set_num_threads(threads)
-  steps = {name: Stage2(arrays, shapes[name], alpha, beta).step
+  steps = {f"{name}/stage2": Stage2(arrays, shapes[name], alpha, beta).step
            for name, arrays in batches.items()}
   return steps, matmul_rate(matmul_size)
