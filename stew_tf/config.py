@@ -16,7 +16,7 @@ from stew_tf import methods
 
 # Config fields that do not change what is trained: where things are, and how this process runs.
 NOT_RECORDED = ("workdir", "data_dir", "manual_dir", "download", "stop_after_steps",
-                "teacher_cache", "overwrite")
+                "teacher_cache", "overwrite", "strong_ranking")
 SELECT_ON = ("validation", "test")
 VALIDATION = ("split", "none")
 
@@ -39,6 +39,7 @@ class ExperimentConfig:
   patience: int
   dropout: float
   strong_dropout: float
+  classifier_dropout: float
   weak_gru_layers: int
   strong_gru_layers: int
   decoder_units: int
@@ -57,6 +58,7 @@ class ExperimentConfig:
   stop_after_steps: int
   teacher_cache: str
   overwrite: bool
+  strong_ranking: str | None = None  # the ranking.json that chose --strong=auto's modality
 
   @property
   def spec(self):
@@ -81,7 +83,13 @@ def _positive(value):
 
 def define_flags(flag_values=flags.FLAGS):
   """Defines stew_tf.main's flags and their checks on `flag_values`."""
-  fv = flag_values
+  _define_experiment_flags(flag_values)
+  _define_run_flags(flag_values)
+  _register_checks(flag_values)
+
+
+def _define_experiment_flags(fv):
+  """The flags that determine what is trained."""
   flags.DEFINE_enum("dataset", "stew_synthetic", sorted(data.DATASETS),
                     "Dataset (a TFDS builder under datasets/).", flag_values=fv)
   flags.DEFINE_string("strong", "text", "Strong modality (training time only).", flag_values=fv)
@@ -114,6 +122,8 @@ def define_flags(flag_values=flags.FLAGS):
                      upper_bound=0.9, flag_values=fv)
   flags.DEFINE_float("strong_dropout", None, "Strong encoder dropout. Default: --dropout.",
                      lower_bound=0.0, upper_bound=0.9, flag_values=fv)
+  flags.DEFINE_float("classifier_dropout", 0.3, "Dropout between the classifiers' two dense "
+                     "layers (paper: 0.3).", lower_bound=0.0, upper_bound=0.9, flag_values=fv)
   flags.DEFINE_integer("weak_gru_layers", None, "Bi-GRU layers of the weak encoder. Default: "
                        "the paper's (1 for MOSI text and RECOLA audio, else 2).", lower_bound=1,
                        flag_values=fv)
@@ -134,6 +144,18 @@ def define_flags(flag_values=flags.FLAGS):
                     "split for early stopping; none: train on train+validation for exactly "
                     "--epochs epochs and report the last one (no selection at all).",
                     flag_values=fv)
+  flags.DEFINE_bool("deterministic", True, "Use deterministic TF ops.", flag_values=fv)
+  flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                    "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
+                    "CPUs set up as logical devices), multi_worker (MultiWorkerMirroredStrategy; "
+                    "workers from TF_CONFIG). TPUs: see README.", flag_values=fv)
+  flags.DEFINE_bool("mixed_precision", False, "Compute in float16 with float32 variables (GPU); "
+                    "losses and DCCA stay float32.", flag_values=fv)
+  flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.", flag_values=fv)
+
+
+def _define_run_flags(fv):
+  """The flags that say where things are and how this process runs."""
   flags.DEFINE_string("workdir", None, "Output folder. Default: runs/<dataset>[-<label>]-"
                       "[<strong>-]<weak>-<method>-seed<seed>[-<hash of the non-default "
                       "settings>].", flag_values=fv)
@@ -152,15 +174,6 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_integer("stop_after_steps", 0, "Stop (as if interrupted) after this many training "
                        "steps in this process; 0: never. Rerunning the same command resumes.",
                        lower_bound=0, flag_values=fv)
-  flags.DEFINE_bool("deterministic", True, "Use deterministic TF ops.", flag_values=fv)
-  flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                    "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
-                    "CPUs set up as logical devices), multi_worker (MultiWorkerMirroredStrategy; "
-                    "workers from TF_CONFIG). TPUs: see README.", flag_values=fv)
-  flags.DEFINE_bool("mixed_precision", False, "Compute in float16 with float32 variables (GPU); "
-                    "losses and DCCA stay float32.", flag_values=fv)
-  flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.", flag_values=fv)
-  _register_checks(fv)
 
 
 def _register_checks(fv):
@@ -244,6 +257,7 @@ def resolve(raw):
       batch_size=raw["batch_size"], epochs=_default(raw["epochs"], spec.epochs),
       patience=raw["patience"], dropout=raw["dropout"],
       strong_dropout=_default(raw["strong_dropout"], raw["dropout"]),
+      classifier_dropout=raw["classifier_dropout"],
       weak_gru_layers=_default(raw["weak_gru_layers"], _paper_gru_layers(spec, weak, label)),
       strong_gru_layers=(_default(raw["strong_gru_layers"],
                                   _paper_gru_layers(spec, strong, label)) if strong else 0),
@@ -300,12 +314,13 @@ def _default_raw():
 _DEFAULT_RAW = _default_raw()
 
 
-def from_flag_values(flag_values, strong=None):
-  """The config of parsed `flag_values`; `strong` replaces --strong (e.g. when it was 'auto')."""
+def from_flag_values(flag_values, strong=None, strong_ranking=None):
+  """The config of parsed `flag_values`; `strong` replaces --strong=auto with the modality that
+  the ranking in `strong_ranking` chose."""
   raw = {name: flag_values[name].value for name in _DEFAULT_RAW}
   if strong is not None:
     raw["strong"] = strong
-  return resolve(raw)
+  return dataclasses.replace(resolve(raw), strong_ranking=strong_ranking)
 
 
 def parse(argv):

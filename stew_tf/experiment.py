@@ -83,6 +83,14 @@ def _encoder(config, modality, gru_layers, dropout, train_split, name, identity=
   return models.build_encoder(dim, gru_layers, dropout, mean, variance, name)
 
 
+def _strong_normalizer(config, train_split):
+  """The decoder's target: the strong features standardised with training-split moments."""
+  normalizer = models.build_normalizer(*train_split.feature_moments(config.strong), "strong")
+  # Built now, eagerly: built inside the traced step its constants would belong to that graph.
+  normalizer.build((None, None, config.spec.modalities[config.strong]))
+  return normalizer
+
+
 def build_stages(config, train_split):
   """The stages that `config.method` trains, in order (models built, weights fresh)."""
   method, task = config.method_info, config.task
@@ -94,21 +102,22 @@ def build_stages(config, train_split):
     stages.append(train_step.Stage(
         name="stage1", modality=config.strong, encoder=teacher, task=task,
         classifier=models.build_classifier(models.LATENT_DIM, task, "strong",
-                                           label_range=label_range)))
+                                           config.classifier_dropout, label_range)))
   encoder = _encoder(config, config.weak, config.weak_gru_layers, config.dropout, train_split,
                      "weak", identity=method.identity_encoder)
   latent_dim = encoder.outputs[0].shape[-1]
   strong_dim = config.spec.modalities[config.strong] if method.uses_strong else None
   stages.append(train_step.Stage(
       name="stage2" if method.uses_strong else "stage1", modality=config.weak, encoder=encoder,
-      classifier=models.build_classifier(latent_dim, task, "weak", label_range=label_range),
+      classifier=models.build_classifier(latent_dim, task, "weak", config.classifier_dropout,
+                                         label_range),
       task=task, alignment=method.alignment, translation=method.translation,
       teacher=teacher if method.alignment else None, strong_modality=config.strong,
       decoder=(models.build_decoder(latent_dim, strong_dim, config.decoder_units,
                                     config.decoder_layers, "weak")
                if method.translation else None),
-      strong_normalizer=(models.build_normalizer(*train_split.feature_moments(config.strong),
-                                                 "strong") if method.translation else None),
+      strong_normalizer=(_strong_normalizer(config, train_split) if method.translation
+                         else None),
       alpha=config.alpha, beta=config.beta, dcca_r1=config.dcca_r1, dcca_r2=config.dcca_r2))
   return stages
 
@@ -137,6 +146,8 @@ def _train_stages(config, stages, splits, record, strategy, log):
         trainer = _trainer(config, stage, entry.checkpoint_dir, entry.tensorboard_dir,
                            strategy, budget, log)
         log(f"[stage1] teacher: {entry.directory}")
+        _link(entry.checkpoint_dir, os.path.join(config.workdir, "checkpoints", "stage1"))
+        _link(entry.tensorboard_dir, os.path.join(config.workdir, "tensorboard", "stage1"))
         done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
     else:
       trainer = _trainer(config, stage, os.path.join(config.workdir, "checkpoints", stage.name),
@@ -145,6 +156,14 @@ def _train_stages(config, stages, splits, record, strategy, log):
       done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
     trainers[stage.name] = trainer
   return trainers, done
+
+
+def _link(target, link):
+  """`link` → `target`, so that a workdir shows its teacher's checkpoints and TensorBoard logs."""
+  os.makedirs(target, exist_ok=True)
+  os.makedirs(os.path.dirname(link), exist_ok=True)
+  if not os.path.lexists(link):
+    os.symlink(os.path.abspath(target), link)
 
 
 def run_experiment(config, log=print):
@@ -212,6 +231,8 @@ def _results(config, stages, trainers, done, splits, start):
   return {
       "dataset": config.dataset, "label": config.label, "strong": config.strong,
       "weak": config.weak, "method": config.method, "seed": config.seed,
+      "strong_choice": ({"auto": True, "ranking": config.strong_ranking}
+                        if config.strong_ranking else None),
       "selected_on": config.select_on if config.validation == "split" else "none (last epoch)",
       "flags": dataclasses.asdict(config),
       "strong_model": metrics_of(teacher) if teacher else None,

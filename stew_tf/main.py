@@ -14,6 +14,7 @@ import tensorflow as tf
 from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import experiment
+from stew_tf import rank
 from stew_tf import train
 from stew_tf import workdir
 
@@ -34,13 +35,12 @@ def _config():
   """The config of the parsed flags, with --strong=auto resolved by the modality ranking."""
   if FLAGS.strong != "auto" or not config_lib.methods.get(FLAGS.method).uses_strong:
     return config_lib.from_flag_values(FLAGS)
-  from stew_tf import rank  # pylint: disable=g-import-not-at-top  (only --strong=auto needs it)
   label = FLAGS.label or data.get_spec(FLAGS.dataset, FLAGS.manual_dir).labels[0]
   strong, ranking = rank.best_strong(FLAGS.dataset, label, FLAGS.weak,
                                      main_args=rank.training_args(FLAGS))
   print(f"--strong=auto: {strong}, the best-ranked modality other than {FLAGS.weak} "
         f"({ranking})")
-  return config_lib.from_flag_values(FLAGS, strong=strong)
+  return config_lib.from_flag_values(FLAGS, strong=strong, strong_ranking=ranking)
 
 
 def main(argv):
@@ -50,7 +50,7 @@ def main(argv):
   try:
     experiment.run_experiment(_config())
   except (data.DataError, train.TrainingDiverged, experiment.ConfigError,
-          workdir.WorkdirError) as error:
+          workdir.WorkdirError, rank.RankError) as error:
     _fail(f"error: {error}")
   except train.StopRequested as stop:
     _fail(str(stop), EXIT_STOPPED)
@@ -62,9 +62,11 @@ def main(argv):
   except OSError as error:
     # Read-only or full disks, a file where a folder should be: name the path.
     where = f"{error.filename}: " if error.filename else ""
-    _fail(f"error: {where}{error.strerror or error}; nothing finished was lost, rerun to resume")
+    _fail(f"error: {where}{error.strerror or error} (finished epochs are kept; fix this and "
+          "rerun the same command to resume)")
   except tf.errors.OpError as error:
-    _fail(f"error: {error.message.splitlines()[0]}; nothing finished was lost, rerun to resume")
+    _fail(f"error: {error.message.splitlines()[0]} (finished epochs are kept; fix this and rerun "
+          "the same command to resume)")
 
 
 if __name__ == "__main__":

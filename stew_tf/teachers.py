@@ -16,7 +16,7 @@ from stew_tf import workdir as workdir_lib
 
 # The config fields that determine stage 1 (everything else only changes stage 2).
 TEACHER_FIELDS = ("dataset", "label", "strong", "seed", "strong_gru_layers", "strong_dropout",
-                  "learning_rate", "batch_size", "epochs", "patience", "select_on",
+                  "classifier_dropout", "learning_rate", "batch_size", "epochs", "patience", "select_on",
                   "validation", "deterministic", "strategy", "mixed_precision", "jit_compile")
 
 

@@ -92,7 +92,11 @@ class StepFunctions:
     """Splits each global batch across the strategy's replicas (no-op for one replica)."""
     if self.strategy.num_replicas_in_sync == 1:
       return batches
-    distributed = self.strategy.experimental_distribute_dataset(batches)
+    # Split each global batch between the replicas (and workers): sharding by file would give
+    # each worker other clips, not its share of one global batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    distributed = self.strategy.experimental_distribute_dataset(batches.with_options(options))
     if self.train_step is None:
       # Per-replica batches: their spec is known once the dataset is distributed.
       self._trace_train_step(distributed.element_spec)

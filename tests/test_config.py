@@ -53,7 +53,7 @@ def test_the_default_workdir_differs_for_runs_that_differ():
     ("--beta=-1", "flag --beta=-1.0: expected a number >= 0"),
     ("--dcca_r1=-10", "flag --dcca_r1=-10.0: expected a number > 0"),
     ("--dcca_r2=0", "flag --dcca_r2=0.0: expected a number > 0"),
-    ("--batch_size=1", "flag --batch_size=1: 1 is not >= 2"),
+    ("--batch_size=1", "flag --batch_size=1: 1 is not integer >= 2"),
     ("--dropout=0.95", "flag --dropout=0.95"),
     ("--select_on=test", "--select_on=test selects an epoch, but --validation=none"),
 ])

@@ -10,6 +10,9 @@ import tensorflow as tf
 from tests.helpers import run_main
 
 FAST = ["--epochs=2", "--patience=5"]
+CLASSIFICATION_METRICS = ("accuracy", "f1_weighted", "balanced_accuracy", "precision_negative",
+                          "precision_positive", "recall_negative", "recall_positive",
+                          "positive_rate", "confusion")
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +33,28 @@ def test_results_json_has_the_documented_shape(finished_run):
   for model in ("strong_model", "weak_model"):
     for split in ("val", "test"):
       metrics = results[model][split]
-      assert set(metrics) == {"accuracy", "f1_weighted"}
-      assert all(0.0 <= v <= 1.0 for v in metrics.values())
+      assert list(metrics) == list(CLASSIFICATION_METRICS)
+      assert all(0.0 <= metrics[name] <= 1.0 for name in CLASSIFICATION_METRICS[:-1])
+      (tn, fp), (fn, tp) = metrics["confusion"]
+      assert metrics["accuracy"] == pytest.approx((tn + tp) / (tn + fp + fn + tp))
   assert results["epochs"] == {"stage1": 2, "stage2": 2}
   assert results["flags"]["alpha"] > 0 and results["flags"]["beta"] > 0
   assert results["wall_seconds"] > 0
+  assert results["selected_on"] == "validation" and results["degenerate"] is None
+
+
+def test_predictions_npz_holds_every_real_segment_of_validation_and_test(finished_run):
+  workdir, _ = finished_run
+  results = json.loads((workdir / "results.json").read_text())
+  with np.load(workdir / "predictions.npz") as arrays:
+    for split, key in (("validation", "val"), ("test", "test")):
+      labels, scores = arrays[f"{split}_label"], arrays[f"{split}_score"]
+      clips = arrays[f"{split}_clip"]
+      assert labels.shape == scores.shape == clips.shape
+      assert clips.min() == 0 and np.all(np.diff(clips) >= 0)
+      accuracy = np.mean((scores >= 0.5) == (labels == 1))
+      assert accuracy == pytest.approx(results["weak_model"][key]["accuracy"])
+    assert arrays["test_clip"].max() == 119  # 120 synthetic test clips
 
 
 def test_progress_shows_stage_epoch_and_each_loss_term(finished_run):

@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from tests.helpers import REPO_ROOT
 from tests.helpers import run_main
 
@@ -21,17 +24,27 @@ def test_mosi_with_an_incomplete_manual_dir_lists_the_missing_files(tmp_path):
   result = run_main("--dataset=mosi", f"--manual_dir={manual}", f"--data_dir={tmp_path}",
                     f"--workdir={tmp_path / 'w'}", timeout=120)
   assert result.returncode == 1
-  assert "lacks 8 file(s) of --dataset=mosi" in result.stderr
+  assert "lacks 9 file(s) of --dataset=mosi" in result.stderr
   assert f"{manual}/audio/audio_test0.csv  <-  https://" in result.stderr
   assert "Traceback" not in result.stderr
 
 
-def test_mosi_trains_end_to_end_from_a_manual_dir(tmp_path):
+@pytest.mark.parametrize("label, method, metrics", [
+    ("sentiment", "enc_cls", {"accuracy", "f1_weighted", "balanced_accuracy"}),
+    # The dummy clips are too short for DCCA's covariances, so the transfer run is no_lfa.
+    ("sentiment_score", "no_lfa", {"ccc", "pearson_r", "mae", "acc7", "acc2_non0", "f1_has0"}),
+])
+def test_mosi_trains_end_to_end_from_a_manual_dir(tmp_path, label, method, metrics):
   workdir = tmp_path / "w"
-  result = run_main("--dataset=mosi", "--strong=text", "--weak=audio", "--epochs=1",
+  result = run_main("--dataset=mosi", f"--label={label}", f"--method={method}", "--strong=text",
+                    "--weak=audio", "--epochs=1",
                     f"--manual_dir={REPO_ROOT / 'datasets' / 'mosi' / 'dummy_data'}",
                     f"--data_dir={tmp_path}", f"--workdir={workdir}")
   assert result.returncode == 0, result.stderr[-3000:]
   results = json.loads((workdir / "results.json").read_text())
-  assert results["dataset"] == "mosi" and results["epochs"] == {"stage1": 1, "stage2": 1}
-  assert set(results["weak_model"]["test"]) == {"accuracy", "f1_weighted"}
+  assert results["dataset"] == "mosi" and results["epochs"] == {"stage1": 0, "stage2": 1}
+  assert metrics <= set(results["weak_model"]["test"])
+  with np.load(workdir / "predictions.npz") as arrays:
+    scores = arrays["test_score"]
+  # The regression head answers on the score's own scale, [-3, 3].
+  assert np.all(np.abs(scores) <= (3.0 if label == "sentiment_score" else 1.0))

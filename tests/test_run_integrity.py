@@ -107,6 +107,8 @@ def test_a_transfer_run_reuses_the_teacher_of_an_earlier_one(reference):
                          "valid segments, but a batch of these training clips can hold as few as"),
     (["--workdir={file}"], "flag --workdir={file}: names a file; expected a folder"),
     (["--learning_rate=0"], "flag --learning_rate=0.0: expected a number in (0, 1]"),
+    (["--workdir={file}/run"], "error: {file}/run: Not a directory"),
+    (["--data_dir={file}"], "flag --data_dir={file}: names a file; expected a folder"),
 ])
 def test_bad_settings_stop_before_training_with_one_line(reference, tmp_path, args, expected):
   _, data_dir = reference

@@ -36,10 +36,3 @@ def csv_rows(file):
   except csv.Error as err:
     raise error(file, reader.line_num, f"expected CSV with quoted cells ({err})") from err
 
-
-def is_number(cell):
-  try:
-    float(cell)
-  except ValueError:
-    return False
-  return True

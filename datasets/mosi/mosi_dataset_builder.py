@@ -18,6 +18,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from stew_tf import clip_files
+
 from . import csv_io
 from . import sentiment_scores
 
@@ -143,7 +145,7 @@ def _read_features(file, dim, index_name, num_rows):
       row = [float(cell) for cell in cells[:dim]]
     except ValueError:
       column, cell = next((column, cell) for column, cell in enumerate(cells[:dim], start=1)
-                          if not csv_io.is_number(cell))
+                          if not clip_files.is_number(cell))
       raise csv_io.error(file, line, f"expected a number, got {cell!r}", column) from None
     row.append(_parse_label(file, line, dim + 1, cells[dim]))
     lines.append(line)
