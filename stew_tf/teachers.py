@@ -16,8 +16,9 @@ from stew_tf import workdir as workdir_lib
 
 # The config fields that determine stage 1 (everything else only changes stage 2).
 TEACHER_FIELDS = ("dataset", "label", "strong", "seed", "strong_gru_layers", "strong_dropout",
-                  "classifier_dropout", "learning_rate", "batch_size", "epochs", "patience", "select_on",
-                  "validation", "deterministic", "strategy", "mixed_precision", "jit_compile")
+                  "classifier_dropout", "learning_rate", "batch_size", "epochs", "patience",
+                  "select_on", "validation", "deterministic", "strategy", "mixed_precision",
+                  "jit_compile")
 
 
 def identity(config, data_record):

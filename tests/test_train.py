@@ -91,7 +91,8 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
       str(tmp_path / "checkpoints" / "stage1" / "best")).rsplit("-", 1)[1])
   assert epochs == 30 or epochs == best_epoch + 2
   # The weights left loaded are the best epoch's: their validation metric is the best value.
-  assert trainer.evaluate(validation)["accuracy"] == pytest.approx(float(trainer.state.best_value.numpy()))
+  best_value = float(trainer.state.best_value.numpy())
+  assert trainer.evaluate(validation)["accuracy"] == pytest.approx(best_value)
 
 
 def test_stop_after_steps_raises_after_exactly_that_many_steps(tmp_path):
