@@ -171,3 +171,16 @@ def test_readme_paper_column_agrees_with_paper_module():
     assert float(number.group()) == paper.PAPER[key]["accuracy"], line
     checked += 1
   assert checked >= 3
+
+
+SCORE_FLAGFILES = [e.flagfile for e in runner.find_experiments("mosi_score")]
+
+
+@pytest.mark.parametrize("flagfile", SCORE_FLAGFILES, ids=lambda path: path.stem)
+def test_mosi_score_flagfiles_are_the_binary_tables_experiments_as_regression(flagfile):
+  config = _config_of(flagfile)
+  binary = _config_of(REPO_ROOT / "flags" / flagfile.name.replace("mosi_score_", "mosi_"))
+  assert (config.dataset, config.label, config.task) == ("mosi", "sentiment_score", "regression")
+  differing = {k for k, v in config.recorded().items() if binary.recorded()[k] != v}
+  assert differing == {"label"}
+  assert "Not in the paper: it reports no CMU-MOSI regression numbers" in _header(flagfile)
