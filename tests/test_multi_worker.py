@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from tests.helpers import REPO_ROOT, run_main
 
@@ -63,11 +62,6 @@ def _weak_metrics(workdir):
           for name, value in metrics.items() if name in METRICS}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "main cannot yet: (1) the classifier's dropout (0.3) has no flag, so its per-replica masks "
-    "differ from one process's; (2) experimental_distribute_dataset auto-shards the TFDS "
-    "file-backed batches by FILE, so the workers read different clips, not halves of one "
-    "global batch. Needs --classifier_dropout and AutoShardPolicy.DATA (see docs/distributed.md)."))
 def test_two_workers_train_the_same_model_as_one_process(tmp_path, tfds_dir):
   # First the single process; it also prepares the synthetic data that the workers then share.
   single = run_main(*FLAGS, f"--workdir={tmp_path / 'single'}", f"--data_dir={tfds_dir}",
