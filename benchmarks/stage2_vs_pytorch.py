@@ -179,7 +179,8 @@ class Worker:
     for line in self.process.stdout:
       if line.startswith(prefix):
         return line[len(prefix):].strip()
-    raise RuntimeError(f"worker {self.process.args[2]} ended without {prefix.strip()}")
+    raise WorkerError(f"worker {self.process.args[2]} ended without {prefix.strip()} (exit "
+                      f"{self.process.wait()}); its error is printed above")
 
   def time(self, run, steps):
     self.process.stdin.write(json.dumps({"run": run, "steps": steps}) + "\n")
@@ -190,6 +191,13 @@ class Worker:
     self.process.stdin.close()
     self.process.wait(timeout=60)
 
+  def kill(self):
+    self.process.kill()
+
+
+class WorkerError(RuntimeError):
+  """A worker process failed (e.g. torch missing from --torch_python)."""
+
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIDES = {"stew_tf": "tf", "stew_tf_keras_gru": "tf_keras_gru", "pytorch": "torch"}
@@ -197,8 +205,15 @@ SIDES = {"stew_tf": "tf", "stew_tf_keras_gru": "tf_keras_gru", "pytorch": "torch
 
 def measure(args, batch_file):
   """Alternates the workers run by run, round by round; {side: {run: {wall, cpu}}}."""
-  workers = {side: Worker(mode, args.torch_python if mode == "torch" else sys.executable,
-                          batch_file, args.warmup) for side, mode in SIDES.items()}
+  workers = {}
+  try:
+    for side, mode in SIDES.items():
+      python = args.torch_python if mode == "torch" else sys.executable
+      workers[side] = Worker(mode, python, batch_file, args.warmup)
+  except WorkerError:
+    for worker in workers.values():
+      worker.kill()
+    raise
   runs = sorted(set().union(*(w.runs for w in workers.values())))
   times = {side: {run: {"wall": [], "cpu": []} for run in w.runs}
            for side, w in workers.items()}
@@ -267,13 +282,19 @@ def main():
   unknown = set(args.shapes) - set(SHAPES)
   if unknown:
     parser.error(f"--shapes: unknown {sorted(unknown)}; expected names of {sorted(SHAPES)}")
+  if not os.access(args.torch_python, os.X_OK):
+    parser.error(f"--torch_python: {args.torch_python} is not an executable Python; expected "
+                 "one of a virtualenv with benchmarks/requirements.txt")
   load_before = os.getloadavg()
   start = time.time()
   with tempfile.TemporaryDirectory(prefix="stage2_vs_pytorch_") as directory:
     batch_file = os.path.join(directory, "batches.pickle")
     with open(batch_file, "wb") as f:
       pickle.dump({name: make_batch(SHAPES[name]) for name in args.shapes}, f)
-    times = measure(args, batch_file)
+    try:
+      times = measure(args, batch_file)
+    except WorkerError as error:
+      sys.exit(f"stage2_vs_pytorch: {error}")
   result = report(times, args.shapes)
   result.update(load_average_before=load_before, load_average_after=os.getloadavg(),
                 wall_s=time.time() - start, rounds=args.rounds, steps_per_round=args.steps,
