@@ -163,3 +163,22 @@ def test_gpu_graph_takes_the_cudnn_kernel():
   for function in graph.as_graph_def().library.function:
     op_types.update(node.op for node in function.node_def)
   assert any(t.startswith("CudnnRNN") for t in op_types), sorted(op_types)
+
+
+def test_mixed_precision_matches_keras_gru_in_float16():
+  options = dict(return_sequences=True, dtype="mixed_float16")
+  reference, fast = keras.layers.GRU(UNITS, **options), FastGRU(UNITS, **options)
+  _same_random_weights(reference, fast)
+  features, mask = _inputs()
+  expected, actual = reference(features, mask=mask), fast(features, mask=mask)
+  assert actual.dtype == expected.dtype == tf.float16
+  assert fast.cell.kernel.dtype == "float32"  # variables stay float32
+  np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-2)
+  gradients = []
+  for layer in (reference, fast):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(tf.cast(layer(features, mask=mask), tf.float32))
+    gradients.append(tape.gradient(loss, layer.trainable_weights))
+  for want, got in zip(*gradients):
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-2, atol=2e-2)
