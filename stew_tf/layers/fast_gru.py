@@ -67,9 +67,7 @@ class FastGRU(keras.layers.GRU):
       inputs, masks = tf.reverse(inputs, [0]), tf.reverse(masks, [0])
     projections = project(inputs, kernel, bias[0])
     states = gru_recurrence.gru_recurrence(
-        projections[:, tf.newaxis], masks[:, tf.newaxis],
-        tf.cast(self.cell.recurrent_kernel, dtype)[tf.newaxis], bias[tf.newaxis, 1:])
-    states = states[:, 0]
+        projections, masks, tf.cast(self.cell.recurrent_kernel, dtype), bias[1:])
     outputs = states * masks if self.zero_output_for_mask else states
     last_state = states[-1]
     output = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else outputs[-1]

@@ -1,5 +1,5 @@
 """The sequential part of a GRU (reset_after=True, Keras/cuDNN gate order z, r, h) with a
-whole-sequence gradient, for any number of directions run in one loop.
+whole-sequence gradient.
 
 Keras' CPU GRU multiplies every time step's inputs by the input kernel inside its loop, and its
 gradient accumulates the weight gradients step by step. Here the caller computes the input
@@ -10,7 +10,9 @@ recurrent products, loops backwards only over what is truly sequential (the stat
 its product with the recurrent kernel), and leaves the recurrent kernel's gradient to one
 product over all steps after the loop.
 
-Time-major shapes; K directions are stacked on axis 1 and share one batched product per step.
+Time-major shapes. (Both directions of a Bi-GRU in one loop, with one batched recurrent product
+per step, measured slower on 2 CPUs than two loops that run concurrently; see
+docs/performance.md.)
 """
 
 import tensorflow as tf
@@ -19,8 +21,8 @@ import tensorflow as tf
 def _forward(input_projections, masks, recurrent_kernel, recurrent_bias):
   """Runs the loop; returns every step's state and recurrent product h @ U + b, stacked."""
   steps = tf.shape(input_projections)[0]
-  units = tf.shape(recurrent_kernel)[1]
-  state_shape = tf.concat([tf.shape(input_projections)[1:3], [units]], 0)
+  units = tf.shape(recurrent_kernel)[0]
+  state_shape = tf.stack([tf.shape(input_projections)[1], units])
   dtype = input_projections.dtype
   split = [2 * units, units]
 
@@ -67,7 +69,7 @@ def _state_gradients(upstream, recurrent_factor, carry_factor, recurrent_kernel)
 
   def step(t, carry, gradients):
     gradient = upstream[t] + carry
-    recurrent_grad = tf.tile(gradient, [1, 1, 3]) * recurrent_factor[t]
+    recurrent_grad = tf.tile(gradient, [1, 3]) * recurrent_factor[t]
     carry = (gradient * carry_factor[t]
              + tf.matmul(recurrent_grad, recurrent_kernel, transpose_b=True))
     return t - 1, carry, gradients.write(t, gradient)
@@ -78,10 +80,9 @@ def _state_gradients(upstream, recurrent_factor, carry_factor, recurrent_kernel)
   return gradients.stack()
 
 
-def _by_direction(x):
-  """[T, K, B, n] → [K, T * B, n]: one product per direction over every step."""
-  x = tf.transpose(x, [1, 0, 2, 3])
-  return tf.reshape(x, [tf.shape(x)[0], -1, tf.shape(x)[-1]])
+def _all_steps(x):
+  """[T, B, n] → [T * B, n]: one product over every step."""
+  return tf.reshape(x, [-1, tf.shape(x)[-1]])
 
 
 @tf.custom_gradient
@@ -89,13 +90,13 @@ def gru_recurrence(input_projections, masks, recurrent_kernel, recurrent_bias):
   """The GRU states of every step.
 
   Args:
-    input_projections: [T, K, B, 3U], inputs @ kernel + input bias, gates ordered z, r, h.
-    masks: [T, K, B, 1], 1.0 on real steps and 0.0 on masked ones (which keep the state).
-    recurrent_kernel: [K, U, 3U].
-    recurrent_bias: [K, 1, 3U].
+    input_projections: [T, B, 3U], inputs @ kernel + input bias, gates ordered z, r, h.
+    masks: [T, B, 1], 1.0 on real steps and 0.0 on masked ones (which keep the state).
+    recurrent_kernel: [U, 3U].
+    recurrent_bias: [1, 3U].
 
   Returns:
-    [T, K, B, U]: the state after each step (starting from zeros).
+    [T, B, U]: the state after each step (starting from zeros).
   """
   states, recurrents = _forward(input_projections, masks, recurrent_kernel, recurrent_bias)
 
@@ -104,11 +105,10 @@ def gru_recurrence(input_projections, masks, recurrent_kernel, recurrent_bias):
         input_projections, masks, states, recurrents)
     state_grads = tf.tile(
         _state_gradients(upstream, recurrent_factor, carry_factor, recurrent_kernel),
-        [1, 1, 1, 3])
-    recurrent_grads = state_grads * recurrent_factor
-    kernel_grad = tf.matmul(_by_direction(previous), _by_direction(recurrent_grads),
-                            transpose_a=True)
-    bias_grad = tf.reduce_sum(recurrent_grads, axis=[0, 2])[:, tf.newaxis, :]
+        [1, 1, 3])
+    recurrent_grads = _all_steps(state_grads * recurrent_factor)
+    kernel_grad = tf.matmul(_all_steps(previous), recurrent_grads, transpose_a=True)
+    bias_grad = tf.reduce_sum(recurrent_grads, axis=0, keepdims=True)
     return state_grads * input_factor, tf.zeros_like(masks), kernel_grad, bias_grad
 
   return states, gradient
