@@ -94,14 +94,12 @@ def step_flops(shape):
 def stew_tf_steps(name, arrays, workdir):
   """{"stage1": callable, "stage2": callable}: one stew_tf train step of each stage on the batch.
 
-  The only code that touches stew_tf's training API; it builds the stages as stew_tf/bench.py
-  does (experiment.build_stages on the default cm_stew configuration of the shape).
+  The only code that touches stew_tf's training API: stew_tf.bench.stage_trainers, the stages
+  of the shape's default cm_stew configuration, as stew_tf.main would build them.
   """
   import tensorflow as tf
   from stew_tf import bench
   from stew_tf import data
-  from stew_tf import experiment
-  from stew_tf import train
 
   shape = bench.SHAPES[name]
   spec = data.get_spec(shape.dataset)
@@ -112,14 +110,8 @@ def stew_tf_steps(name, arrays, workdir):
   batch = {"features": {shape.strong: tf.constant(arrays["strong"]),
                         shape.weak: tf.constant(arrays["weak"])},
            "labels": tf.constant(arrays["labels"]), "mask": tf.constant(arrays["mask"])}
-  config = bench._config(shape, workdir)  # pylint: disable=protected-access
-  steps = {}
-  for stage in experiment.build_stages(config, bench._split_of(batch, modalities)):
-    trainer = train.StageTrainer(stage, modalities, config.learning_rate,
-                                 os.path.join(workdir, stage.name), seed=config.seed,
-                                 epochs=config.epochs, patience=config.patience)
-    steps[stage.name] = functools.partial(trainer.steps.train_step, batch)
-  return steps
+  return {name: functools.partial(trainer.steps.train_step, batch)
+          for name, trainer in bench.stage_trainers(shape, batch, workdir).items()}
 
 
 def tf_worker(batches, workdir, keras_gru):

@@ -57,7 +57,7 @@ SHAPES = {
 }
 
 
-def _config(shape, workdir):
+def config_of(shape, workdir):
   """The default cm_stew configuration of `shape`, parsed as stew_tf.main would parse it."""
   return config_lib.parse([
       "bench", f"--dataset={shape.dataset}", f"--label={shape.label}", f"--strong={shape.strong}",
@@ -84,7 +84,7 @@ def random_batch(shape, seed=0):
           "mask": tf.constant(mask)}
 
 
-def _split_of(batch, modalities):
+def split_of(batch, modalities):
   """A data.Split holding the batch's clips (build_stages reads feature moments from it)."""
   lengths = batch["mask"].numpy().sum(axis=1)
   examples = [{"features": {m: batch["features"][m][i, :n].numpy() for m in modalities},
@@ -162,28 +162,35 @@ def bench_serving(export_dir, batch, modality, calls, max_seconds):
   }
 
 
+def stage_trainers(shape, batch, workdir):
+  """{stage name: StageTrainer} of `shape`'s default cm_stew stages, built on `batch`'s clips."""
+  spec = data.get_spec(shape.dataset)
+  modalities = {m: spec.modalities[m] for m in (shape.strong, shape.weak)}
+  config = config_of(shape, workdir)
+  return {stage.name: train.StageTrainer(stage, modalities, config.learning_rate,
+                                         os.path.join(workdir, stage.name), seed=config.seed,
+                                         epochs=config.epochs, patience=config.patience,
+                                         jit_compile=config.jit_compile)
+          for stage in experiment.build_stages(config, split_of(batch, modalities))}
+
+
 def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max_seconds=10.0):
   """Stage-1 and stage-2 training and SavedModel serving on random batches of SHAPES[name]."""
   shape = SHAPES[name]
   keras.utils.set_random_seed(0)
   spec = data.get_spec(shape.dataset)
-  modalities = {m: spec.modalities[m] for m in (shape.strong, shape.weak)}
   batch = random_batch(shape)
-  config = _config(shape, workdir)
-  stages = experiment.build_stages(config, _split_of(batch, modalities))
   result = {
-      "strong": f"{shape.strong} ({modalities[shape.strong]}-d)",
-      "weak": f"{shape.weak} ({modalities[shape.weak]}-d)",
+      "strong": f"{shape.strong} ({spec.modalities[shape.strong]}-d)",
+      "weak": f"{shape.weak} ({spec.modalities[shape.weak]}-d)",
       "task": spec.task, "clips": shape.clips, "padded_time": shape.time,
       "real_segments": int(batch["mask"].numpy().sum()),
   }
-  for stage in stages:
-    trainer = train.StageTrainer(stage, modalities, config.learning_rate,
-                                 os.path.join(workdir, stage.name), seed=config.seed,
-                                 epochs=config.epochs, patience=config.patience,
-                                 jit_compile=config.jit_compile)
-    result[stage.name] = bench_training(trainer, batch, steps, warmup_steps, max_seconds)
-  predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, "weak")
+  trainers = stage_trainers(shape, batch, workdir)
+  for stage_name, trainer in trainers.items():
+    result[stage_name] = bench_training(trainer, batch, steps, warmup_steps, max_seconds)
+  weak = trainers["stage2"].stage
+  predictor = models.build_predictor(weak.encoder, weak.classifier, "weak")
   export_dir = export.export_predictor(predictor, os.path.join(workdir, "export"))
   result["serving"] = bench_serving(export_dir, batch, shape.weak, inference_calls, max_seconds)
   return result
