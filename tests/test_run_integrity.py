@@ -119,3 +119,22 @@ def test_bad_settings_stop_before_training_with_one_line(reference, tmp_path, ar
   assert result.returncode == 1
   assert expected in result.stderr
   assert "Traceback" not in result.stderr and "epoch" not in result.stdout
+
+
+def test_two_runs_that_need_one_teacher_train_it_once(reference, tmp_path):
+  _, data_dir = reference
+  common = ["--strong=text", "--weak=audio", "--epochs=2", f"--data_dir={data_dir}",
+            f"--teacher_cache={tmp_path / 'teachers'}"]
+  first = start_main(*common, f"--workdir={tmp_path / 'a'}")
+  try:
+    read_until(first, "[stage1] teacher:")
+    second = run_main(*common, "--method=no_decoder", f"--workdir={tmp_path / 'b'}")
+  finally:
+    first_output = first.communicate(timeout=600)[0]
+  assert first.returncode == 0, first_output[-3000:]
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert f"[stage1] waiting for pid {first.pid} on " in second.stdout
+  assert "[stage1] already finished after 2 epochs" in second.stdout
+  assert "[stage1 text] epoch" not in second.stdout
+  assert len(list((tmp_path / "teachers").iterdir())) == 1
+  assert _metrics(tmp_path / "a")["strong_model"] == _metrics(tmp_path / "b")["strong_model"]
