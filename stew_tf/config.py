@@ -5,6 +5,7 @@ module (and any test) can import this one. `parse(argv)` does both steps on a fr
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -60,8 +61,9 @@ class ExperimentConfig:
   overwrite: bool
   strong_ranking: str | None = None  # the ranking.json that chose --strong=auto's modality
 
-  @property
+  @functools.cached_property
   def spec(self):
+    # Read once: for --dataset=clips it comes from the manual dir's spec.json.
     return data.get_spec(self.dataset, self.manual_dir)
 
   @property

@@ -1,8 +1,8 @@
 """run_experiment(config): data → stage 1 → stage 2 → evaluation → results.json → export."""
 
+import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 import time
 
@@ -54,7 +54,7 @@ def data_record(builder):
       with open(os.path.join(folder, name), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
           digest.update(block)
-  return {"dataset_version": f"{builder.info.full_name}",
+  return {"dataset_version": builder.info.full_name,
           "data_fingerprint": digest.hexdigest()[:16]}
 
 
@@ -65,8 +65,8 @@ def check_dcca_batches(config, train_split):
   lengths = np.sort([int(example["length"])
                      for example in train_split.dataset.as_numpy_iterator()])
   size = config.batch_size
-  smallest_batch = len(lengths) % size or size
-  fewest = int(lengths[:min(smallest_batch, size)].sum())
+  smallest_batch = len(lengths) % size or size  # the last batch of an epoch, or a full one
+  fewest = int(lengths[:smallest_batch].sum())
   if fewest <= models.LATENT_DIM:
     raise ConfigError(
         f"--batch_size={size}: DCCA estimates {models.LATENT_DIM}x{models.LATENT_DIM} covariances "
@@ -140,19 +140,17 @@ def _train_stages(config, stages, splits, record, strategy, log):
   budget = train.StepBudget(config.stop_after_steps)
   trainers, done = {}, {}
   for stage in stages:
-    if stage.name == "stage1" and config.method_info.trains_teacher:
-      identity = teachers.identity(config, record)
-      with teachers.Entry(config.teacher_cache, identity, log) as entry:
-        trainer = _trainer(config, stage, entry.checkpoint_dir, entry.tensorboard_dir,
-                           strategy, budget, log)
+    folders = [os.path.join(config.workdir, kind, stage.name)
+               for kind in ("checkpoints", "tensorboard")]
+    place = contextlib.nullcontext()
+    if stage is not stages[-1]:  # the teacher: kept in the shared cache, locked while trained
+      place = teachers.Entry(config.teacher_cache, teachers.identity(config, record), log)
+    with place as entry:
+      if entry is not None:
         log(f"[stage1] teacher: {entry.directory}")
-        _link(entry.checkpoint_dir, os.path.join(config.workdir, "checkpoints", "stage1"))
-        _link(entry.tensorboard_dir, os.path.join(config.workdir, "tensorboard", "stage1"))
-        done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
-    else:
-      trainer = _trainer(config, stage, os.path.join(config.workdir, "checkpoints", stage.name),
-                         os.path.join(config.workdir, "tensorboard", stage.name), strategy,
-                         budget, log)
+        for link, target in zip(folders, (entry.checkpoint_dir, entry.tensorboard_dir)):
+          _link(target, link)
+      trainer = _trainer(config, stage, *folders, strategy, budget, log)
       done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
     trainers[stage.name] = trainer
   return trainers, done
@@ -199,7 +197,7 @@ def _run_locked(config, log, start):
   results = _results(config, stages, trainers, done, splits, start)
   predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
   results["export_dir"] = export.export_predictor(predictor, os.path.join(config.workdir, "export"))
-  _write_json(os.path.join(config.workdir, "results.json"), results)
+  workdir_lib.write_json(os.path.join(config.workdir, "results.json"), results)
   log(summary_table(results))
   if results["degenerate"]:
     log(f"warning: the weak model {results['degenerate']['text']}: it has learnt (nearly) "
@@ -210,22 +208,20 @@ def _run_locked(config, log, start):
 def _results(config, stages, trainers, done, splits, start):
   """results.json (also writes predictions.npz of the weak model)."""
   sentiment = config.dataset == "mosi" and config.task == "regression"
-  weak = trainers[stages[-1].name]
-  evaluated = {"test": weak.predict(splits["test"])}
-  if splits["validation"] is not None:
-    evaluated["validation"] = weak.predict(splits["validation"])
+
+  def predictions_of(stage):
+    return {name: trainers[stage.name].predict(splits[name]) for name in ("validation", "test")
+            if splits[name] is not None}
+
+  def metrics_of(predictions):
+    return {key: (evaluation.split_metrics(config.task, predictions[name], sentiment)
+                  if name in predictions else None)
+            for key, name in (("val", "validation"), ("test", "test"))}
+
+  weak = predictions_of(stages[-1])
   np.savez(os.path.join(config.workdir, "predictions.npz"),
-           **{k: v for name, p in evaluated.items() for k, v in p.arrays(name).items()})
-
-  def metrics_of(trainer, predictions=None):
-    def one(split):
-      if splits[split] is None:
-        return None
-      found = (predictions or {}).get(split) or trainer.predict(splits[split])
-      return evaluation.split_metrics(config.task, found, sentiment)
-    return {"val": one("validation"), "test": one("test")}
-
-  teacher = trainers.get("stage1") if config.method_info.trains_teacher else None
+           **{k: v for name, p in weak.items() for k, v in p.arrays(name).items()})
+  teacher = stages[0] if len(stages) > 1 else None
   epochs = {"stage1": done["stage1"]["epochs"] if teacher else 0,
             "stage2": done[stages[-1].name]["epochs"]}
   return {
@@ -235,20 +231,14 @@ def _results(config, stages, trainers, done, splits, start):
                         if config.strong_ranking else None),
       "selected_on": config.select_on if config.validation == "split" else "none (last epoch)",
       "flags": dataclasses.asdict(config),
-      "strong_model": metrics_of(teacher) if teacher else None,
-      "weak_model": metrics_of(weak, evaluated),
+      "strong_model": metrics_of(predictions_of(teacher)) if teacher else None,
+      "weak_model": metrics_of(weak),
       "epochs": epochs,
       "kept_epoch": {name: d["best_epoch"] for name, d in done.items()},
-      "degenerate": evaluation.degeneracy(config.task, evaluated["test"]),
+      "degenerate": evaluation.degeneracy(config.task, weak["test"]),
       "stew_tf_version": stew_tf.__version__,
       "wall_seconds": time.time() - start,
   }
-
-
-def _write_json(path, value):
-  with open(path + ".tmp", "w") as f:
-    json.dump(value, f, indent=2)
-  os.replace(path + ".tmp", path)
 
 
 def make_strategy(name):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import experiment
+from stew_tf import methods
 from stew_tf import rank
 from stew_tf import train
 from stew_tf import workdir
@@ -33,7 +34,7 @@ def _fail(message, code=EXIT_ERROR):
 
 def _config():
   """The config of the parsed flags, with --strong=auto resolved by the modality ranking."""
-  if FLAGS.strong != "auto" or not config_lib.methods.get(FLAGS.method).uses_strong:
+  if FLAGS.strong != "auto" or not methods.get(FLAGS.method).uses_strong:
     return config_lib.from_flag_values(FLAGS)
   label = FLAGS.label or data.get_spec(FLAGS.dataset, FLAGS.manual_dir).labels[0]
   strong, ranking = rank.best_strong(FLAGS.dataset, label, FLAGS.weak,

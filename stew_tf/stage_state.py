@@ -14,6 +14,8 @@ import os
 
 import tensorflow as tf
 
+from stew_tf import workdir
+
 
 def random_generator_states(models):
   """The state variables of the models' seed generators (dropout), in the models' structural
@@ -99,10 +101,7 @@ class StageState:
     done = {"epochs": self.finished_epochs,
             "best_epoch": int(self.best.latest_checkpoint.rsplit("-", 1)[1]),
             "best_value": best_value if math.isfinite(best_value) else None}
-    temporary = self.done_path + ".tmp"
-    with open(temporary, "w") as f:
-      json.dump(done, f)
-    os.replace(temporary, self.done_path)
+    workdir.write_json(self.done_path, done)
     return done
 
   def load_best(self):

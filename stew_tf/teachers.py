@@ -8,7 +8,6 @@ prepared data, the label, the strong modality, the seed and the strong side's tr
 wait for the one that trains it instead of training it twice.
 """
 
-import json
 import os
 
 from stew_tf import config as config_lib
@@ -60,9 +59,7 @@ class Entry:
       self._lock.acquire(wait=True)
     path = os.path.join(self.directory, "identity.json")
     if not os.path.exists(path):
-      with open(path + ".tmp", "w") as f:
-        json.dump(self.identity, f, indent=2, sort_keys=True)
-      os.replace(path + ".tmp", path)
+      workdir_lib.write_json(path, self.identity, sort_keys=True)
     return self
 
   def __exit__(self, *exc_info):

@@ -13,7 +13,6 @@ import tensorflow as tf
 from stew_tf import evaluation
 from stew_tf import stage_state
 from stew_tf import train_step
-from stew_tf.train_step import Stage  # pylint: disable=unused-import  (the loop's input type)
 
 
 class TrainingDiverged(RuntimeError):

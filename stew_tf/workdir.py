@@ -22,6 +22,20 @@ class WorkdirError(Exception):
   """The workdir cannot be used as asked; the one-line message says why and what to do."""
 
 
+def write_json(path, value, sort_keys=False):
+  """Writes `value` to `path` as JSON, atomically: readers see the old file or the new one."""
+  temporary = f"{path}.tmp"
+  with open(temporary, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=sort_keys)
+  os.replace(temporary, path)
+
+
+def _holder_of(text):
+  """The holder record in a lock file's text, or None (an empty file: nobody held it)."""
+  text = text.strip()
+  return json.loads(text) if text.startswith("{") else None
+
+
 class Lock:
   """An exclusive flock on `<folder>/.lock`, with who holds it written inside."""
 
@@ -40,8 +54,7 @@ class Lock:
       self._file = None
       return False
     self._file.seek(0)
-    text = self._file.read().strip()
-    self.previous_holder = json.loads(text) if text.startswith("{") else None
+    self.previous_holder = _holder_of(self._file.read())
     self._file.seek(0)
     self._file.truncate()
     json.dump(holder_record(), self._file)
@@ -52,8 +65,7 @@ class Lock:
     """The record of the process that holds (or last held) the lock, or None."""
     try:
       with open(self.path) as f:
-        text = f.read().strip()
-      return json.loads(text) if text.startswith("{") else None
+        return _holder_of(f.read())
     except (OSError, ValueError):
       return None
 
@@ -123,10 +135,7 @@ def check_record(workdir, record, overwrite=False, log=print):
           "choose a new --workdir, or pass --overwrite to move the old run aside")
     aside = move_aside(workdir)
     log(f"--overwrite: moved the old run ({'; '.join(changed)}) to {aside}")
-  temporary = path + ".tmp"
-  with open(temporary, "w") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(temporary, path)
+  write_json(path, record, sort_keys=True)
 
 
 def move_aside(workdir):

@@ -1,7 +1,6 @@
 """The whole command on the synthetic data: results, export, TensorBoard, checkpoints, resume."""
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
