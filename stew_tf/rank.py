@@ -18,7 +18,6 @@ import os
 import pathlib
 import shlex
 import statistics
-import subprocess
 import sys
 
 from absl import app
@@ -26,8 +25,8 @@ from absl import flags
 
 from stew_tf import builders
 from stew_tf import data
+from stew_tf import runner
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAIN_COMMAND = (sys.executable, "-m", "stew_tf.main")
 RANKING_FILE = "ranking.json"
 TABLE_FILE = "ranking.md"
@@ -74,6 +73,13 @@ def _manual_dir(main_args):
   return next((a.split("=", 1)[1] for a in main_args if a.startswith("--manual_dir=")), None)
 
 
+def _dataset(dataset, label, main_args):
+  """(manual dir, DatasetSpec, label: the given one or the dataset's first)."""
+  manual_dir = _manual_dir(main_args)
+  spec = data.get_spec(dataset, manual_dir)
+  return manual_dir, spec, label or spec.labels[0]
+
+
 def _check_main_args(main_args):
   for arg in main_args:
     name = arg.lstrip("-").split("=", 1)[0]
@@ -97,18 +103,12 @@ def _run(command, args, workdir, record, log):
   workdir.mkdir(parents=True, exist_ok=True)
   record_path.write_text(json.dumps(record, indent=2))
   argv = [*command, *args]
-  log(f"{workdir}: running (output in {workdir / 'log.txt'})")
-  python_path = [str(REPO_ROOT), os.environ.get("PYTHONPATH")]
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-         "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
-  with open(workdir / "log.txt", "a") as out:
-    out.write(f"$ {shlex.join(argv)}\n")
-    out.flush()
-    returncode = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+  log_path = workdir / "log.txt"
+  log(f"{workdir}: running (output in {log_path})")
+  returncode = runner.run_logged(argv, log_path, runner.main_env())
   if returncode != 0 or not results_path.exists():
-    tail = "".join((workdir / "log.txt").read_text().splitlines(keepends=True)[-10:])
     raise RankError(f"{shlex.join(argv)} failed (exit {returncode}); last lines of "
-                    f"{workdir / 'log.txt'}:\n{tail}")
+                    f"{log_path}:\n{runner.log_tail(log_path, 10)}")
   return json.loads(results_path.read_text())
 
 
@@ -138,9 +138,7 @@ def rank(dataset, label=None, *, seeds=3, workdir=None, main_args=(), command=No
   """
   main_args = list(main_args)
   _check_main_args(main_args)
-  manual_dir = _manual_dir(main_args)
-  spec = data.get_spec(dataset, manual_dir)
-  label = label or spec.labels[0]
+  manual_dir, spec, label = _dataset(dataset, label, main_args)
   if label not in spec.labels:
     raise RankError(f"--label={label} is not a target of --dataset={dataset}; choose one of: "
                     f"{', '.join(spec.labels)}")
@@ -227,9 +225,7 @@ def best_strong(dataset, label, weak, *, rank_workdir=None, main_args=(), seeds=
   `rank`). Raises RankError if the folder holds a ranking made with other settings.
   """
   main_args = list(main_args)
-  manual_dir = _manual_dir(main_args)
-  spec = data.get_spec(dataset, manual_dir)
-  label = label or spec.labels[0]
+  manual_dir, spec, label = _dataset(dataset, label, main_args)
   if weak not in spec.modalities:
     raise RankError(f"--weak={weak} is not a modality of --dataset={dataset}; choose one of: "
                     f"{', '.join(spec.modalities)}")

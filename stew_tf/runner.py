@@ -141,6 +141,27 @@ def _headline(results):
   return f"weak test {metric} {value:.3f}"
 
 
+def main_env():
+  """The environment of a stew_tf.main child process: this repository importable, TF quiet."""
+  return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+          "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                      os.environ.get("PYTHONPATH")]))}
+
+
+def run_logged(argv, log_path, env):
+  """Runs `argv` with its output appended to `log_path` after a `$ command` line; returns the
+  exit code."""
+  with open(log_path, "a") as log:
+    log.write(f"$ {shlex.join(argv)}\n")
+    log.flush()
+    return subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def log_tail(log_path, lines):
+  """The last `lines` lines of a log, for a failure message."""
+  return "".join(pathlib.Path(log_path).read_text().splitlines(keepends=True)[-lines:])
+
+
 class Runner:
   """Runs `stew_tf.main` processes, `jobs` at a time, skipping finished runs, with progress."""
 
@@ -158,9 +179,7 @@ class Runner:
     self._durations = []
     self._prepared = set()  # data keys of runs that finished: their data is there
     self._lock = threading.Lock()
-    self._env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                             os.environ.get("PYTHONPATH")]))}
+    self._env = main_env()
     if jobs > 1:
       # Without it, each TensorFlow process takes all GPU memory and the second one fails.
       self._env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
@@ -250,11 +269,7 @@ class Runner:
       json.dump(run.record(), f, indent=2)
     args = self.command + run.args(self.manual_dir, self.data_dir, self.teacher_cache)
     start = time.time()
-    with open(log_path, "a") as log:
-      log.write(f"$ {shlex.join(args)}\n")
-      log.flush()
-      returncode = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT,
-                                  env=self._env).returncode
+    returncode = run_logged(args, log_path, self._env)
     seconds = time.time() - start
     results = load_results(run.workdir) if returncode == 0 else None
     with self._lock:
@@ -264,9 +279,8 @@ class Runner:
       left = self.total - self._counted
       eta = statistics.fmean(self._durations) * left / self.jobs
     if results is None:
-      tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
       self._fail(run, f"failed (exit {returncode}) after {_duration(seconds)}; last lines of "
-                      f"{log_path}:\n{tail}")
+                      f"{log_path}:\n{log_tail(log_path, 15)}")
       return None
     self.log(f"[{number}/{self.total}] {run.title}: done in {_duration(seconds)}, "
              f"{_headline(results)}; ETA {_duration(eta)}")
