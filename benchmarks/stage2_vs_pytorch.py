@@ -2,9 +2,9 @@
 
   .venv/bin/python benchmarks/stage2_vs_pytorch.py --torch_python=/work/torchvenv/bin/python
 
-Two long-lived worker processes, one per framework (2 threads each; torch from
-benchmarks/requirements.txt in its own virtualenv, never a package requirement), build their
-stage-2 step on the same random batch per shape and warm it up. The driver then alternates:
+Long-lived worker processes (2 threads each; torch from benchmarks/requirements.txt in its own
+virtualenv, never a package requirement), one per side of SIDES, build their stage-2 step on
+the same random batch per shape and warm it up. The driver then alternates:
 every round times a few steps of stew_tf, then of PyTorch, per shape, so that both sides see the
 same machine load. It prints the median step times and their ratio, each step's FLOP count from
 the layer sizes, each framework's measured float32 matrix-product rate and the fraction of it
@@ -114,14 +114,17 @@ def stew_tf_steps(name, arrays, workdir):
           for name, trainer in bench.stage_trainers(shape, batch, workdir).items()}
 
 
-def tf_worker(batches, workdir, keras_gru):
-  """{run: step callable} and a matrix-product callable; `keras_gru`: the models as they were
-  before FastGRU (keras.layers.GRU in every Bi-GRU), for before/after in the same run."""
+def tf_worker(batches, workdir, keras_gru, threads_per_op):
+  """{run: step callable} and a matrix-product callable.
+
+  `keras_gru`: the models as they were before FastGRU (keras.layers.GRU in every Bi-GRU);
+  `threads_per_op`: TensorFlow's intra-op threads (THREADS inter-op threads in every case).
+  """
   import keras
   import tensorflow as tf
+  from stew_tf import experiment
   from stew_tf import models
-  tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-  tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+  experiment.set_threads(threads_per_op, THREADS)
   tf.config.experimental.enable_op_determinism()  # as stew_tf.main runs by default
   if keras_gru:
     models.FastGRU = keras.layers.GRU
@@ -192,7 +195,11 @@ class WorkerError(RuntimeError):
 
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIDES = {"stew_tf": "tf", "stew_tf_keras_gru": "tf_keras_gru", "pytorch": "torch"}
+# stew_tf as stew_tf.main runs it on 2 CPUs (--intra_op_threads defaults to half the CPUs);
+# the same code with TensorFlow's default thread pools (2 threads per op: what stew_tf used
+# before); Keras' own GRU with those pools (before FastGRU); the PyTorch peer.
+SIDES = {"stew_tf": "tf", "stew_tf_tf_default_threads": "tf_default_threads",
+         "stew_tf_keras_gru": "tf_keras_gru", "pytorch": "torch"}
 
 
 def measure(args, batch_file):
@@ -241,6 +248,8 @@ def report(times, shapes):
                             for side, t in times.items()},
         "stage2_pytorch_over_stew_tf": medians["pytorch"] / medians["stew_tf"],
         "stage2_keras_gru_over_stew_tf": medians["stew_tf_keras_gru"] / medians["stew_tf"],
+        "stage2_tf_default_threads_over_stew_tf": (medians["stew_tf_tf_default_threads"]
+                                                   / medians["stew_tf"]),
         "stage2_fraction_of_matmul_rate": {s: flops / m / machine_rate
                                            for s, m in medians.items()},
         "steps_timed": len(times["stew_tf"][stage2]["wall"])}
@@ -266,7 +275,9 @@ def main():
     if args.worker.startswith("tf"):
       sys.path.insert(0, REPOSITORY)
       with tempfile.TemporaryDirectory(prefix="stage2_vs_pytorch_") as workdir:
-        serve(*tf_worker(batches, workdir, args.worker == "tf_keras_gru"), args.warmup)
+        threads_per_op = THREADS // 2 if args.worker == "tf" else THREADS
+        serve(*tf_worker(batches, workdir, args.worker == "tf_keras_gru", threads_per_op),
+              args.warmup)
     else:
       import torch_stage2
       serve(*torch_stage2.worker(batches, SHAPES, ALPHA, BETA, THREADS, MATMUL), args.warmup)

@@ -261,6 +261,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # the export's INFO lines would bury the JSON
   values = flags.FLAGS
+  experiment.set_threads(config_lib.default_intra_op_threads())  # as stew_tf.main's default
   if values.deterministic_ops:
     tf.config.experimental.enable_op_determinism()
   results = run_benchmark(values.shapes, steps=values.steps, warmup_steps=values.warmup_steps,

@@ -17,7 +17,7 @@ from stew_tf import methods
 
 # Config fields that do not change what is trained: where things are, and how this process runs.
 NOT_RECORDED = ("workdir", "data_dir", "manual_dir", "download", "stop_after_steps",
-                "teacher_cache", "overwrite", "strong_ranking")
+                "teacher_cache", "overwrite", "inter_op_threads", "strong_ranking")
 SELECT_ON = ("validation", "test")
 VALIDATION = ("split", "none")
 
@@ -52,6 +52,7 @@ class ExperimentConfig:
   strategy: str
   mixed_precision: bool
   jit_compile: bool
+  intra_op_threads: int  # recorded: it changes how sums are split, hence the last bits
   workdir: str
   data_dir: str | None
   manual_dir: str | None
@@ -59,6 +60,7 @@ class ExperimentConfig:
   stop_after_steps: int
   teacher_cache: str
   overwrite: bool
+  inter_op_threads: int | None  # None: TensorFlow's default (one per usable CPU)
   strong_ranking: str | None = None  # the ranking.json that chose --strong=auto's modality
 
   @functools.cached_property
@@ -154,6 +156,11 @@ def _define_experiment_flags(fv):
   flags.DEFINE_bool("mixed_precision", False, "Compute in float16 with float32 variables (GPU); "
                     "losses and DCCA stay float32.", flag_values=fv)
   flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.", flag_values=fv)
+  flags.DEFINE_integer("intra_op_threads", None, "Threads that one TensorFlow op may use. "
+                       "Default: half the usable CPUs (at least 1), so that the two directions "
+                       "of each Bi-GRU run side by side (docs/performance.md). It changes the "
+                       "last bits of sums, so it is part of the run's identity.",
+                       lower_bound=1, flag_values=fv)
 
 
 def _define_run_flags(fv):
@@ -173,6 +180,8 @@ def _define_run_flags(fv):
                       "dir).", flag_values=fv)
   flags.DEFINE_bool("download", False, "Allow downloading a real dataset's public files (the "
                     "only network access stew_tf ever makes).", flag_values=fv)
+  flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops that may run at once. Default: "
+                       "TensorFlow's (one per usable CPU).", lower_bound=1, flag_values=fv)
   flags.DEFINE_integer("stop_after_steps", 0, "Stop (as if interrupted) after this many training "
                        "steps in this process; 0: never. Rerunning the same command resumes.",
                        lower_bound=0, flag_values=fv)
@@ -237,6 +246,16 @@ def _paper_gru_layers(spec, modality, label):
   return 1 if single else 2
 
 
+def usable_cpus():
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def default_intra_op_threads():
+  """Half the usable CPUs, at least 1: measured faster than TensorFlow's default (all of them)
+  on 2 CPUs, where each direction of a Bi-GRU then has a CPU to itself."""
+  return max(1, usable_cpus() // 2)
+
+
 def _default(value, fallback):
   return fallback if value is None else value
 
@@ -268,7 +287,8 @@ def resolve(raw):
       seed=raw["seed"], select_on=raw["select_on"], validation=raw["validation"],
       deterministic=raw["deterministic"], strategy=raw["strategy"],
       mixed_precision=raw["mixed_precision"], jit_compile=raw["jit_compile"],
-      workdir="", data_dir=raw["data_dir"], manual_dir=raw["manual_dir"],
+      intra_op_threads=_default(raw["intra_op_threads"], default_intra_op_threads()),
+      inter_op_threads=raw["inter_op_threads"], workdir="", data_dir=raw["data_dir"], manual_dir=raw["manual_dir"],
       download=raw["download"], stop_after_steps=raw["stop_after_steps"], teacher_cache="",
       overwrite=raw["overwrite"])
   workdir = raw["workdir"] or default_workdir(config, _changed_settings(config, raw))

@@ -180,6 +180,7 @@ def run_experiment(config, log=print):
 def _run_locked(config, log, start):
   log(f"stew_tf: {config.method} on {config.dataset} ({config.label}); strong={config.strong} "
       f"weak={config.weak}; workdir {config.workdir}")
+  set_threads(config.intra_op_threads, config.inter_op_threads)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   if config.mixed_precision:
@@ -239,6 +240,26 @@ def _results(config, stages, trainers, done, splits, start):
       "stew_tf_version": stew_tf.__version__,
       "wall_seconds": time.time() - start,
   }
+
+
+def set_threads(intra_op, inter_op=None):
+  """Sizes TensorFlow's thread pools (inter_op None: its default); they can only be sized
+  before TensorFlow runs its first op, so a process that already runs with other sizes stops."""
+  wanted = (intra_op, inter_op or 0)
+  threading = tf.config.threading
+  current = (threading.get_intra_op_parallelism_threads(),
+             threading.get_inter_op_parallelism_threads())
+  if wanted == current:
+    return
+  try:
+    threading.set_intra_op_parallelism_threads(wanted[0])
+    threading.set_inter_op_parallelism_threads(wanted[1])
+  except RuntimeError:
+    raise ConfigError(
+        f"--intra_op_threads={intra_op} --inter_op_threads={inter_op or 'default'}: this process "
+        f"already runs TensorFlow with {current[0] or 'default'} and {current[1] or 'default'}; "
+        "they can only be set before TensorFlow starts (run stew_tf.main in its own process)"
+    ) from None
 
 
 def make_strategy(name):

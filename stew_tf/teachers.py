@@ -17,7 +17,7 @@ from stew_tf import workdir as workdir_lib
 TEACHER_FIELDS = ("dataset", "label", "strong", "seed", "strong_gru_layers", "strong_dropout",
                   "classifier_dropout", "learning_rate", "batch_size", "epochs", "patience",
                   "select_on", "validation", "deterministic", "strategy", "mixed_precision",
-                  "jit_compile")
+                  "jit_compile", "intra_op_threads")
 
 
 def identity(config, data_record):

@@ -56,6 +56,8 @@ def test_the_default_workdir_differs_for_runs_that_differ():
     ("--batch_size=1", "flag --batch_size=1: 1 is not integer >= 2"),
     ("--dropout=0.95", "flag --dropout=0.95"),
     ("--select_on=test", "--select_on=test selects an epoch, but --validation=none"),
+    ("--intra_op_threads=0", "flag --intra_op_threads=0: 0 is not a positive integer"),
+    ("--inter_op_threads=-2", "flag --inter_op_threads=-2: -2 is not a positive integer"),
 ])
 def test_every_numeric_flag_is_checked_where_it_is_defined(flag, message):
   from absl import flags
@@ -71,3 +73,45 @@ def test_uni_modal_methods_ignore_strong_and_alpha():
   config = config_lib.parse(["prog", "--method=enc_cls", "--strong=smell", "--alpha=0.5"])
   assert (config.strong, config.alpha, config.beta) == (None, 0.0, 0.0)
   assert config.workdir == "runs/stew_synthetic-audio-enc_cls-seed0"
+
+
+def test_threads_per_op_default_to_half_the_cpus_and_are_part_of_the_run_identity():
+  import os
+  from stew_tf import config as config_lib
+  config = config_lib.parse(["prog"])
+  assert config.intra_op_threads == max(1, len(os.sched_getaffinity(0)) // 2)
+  assert config.inter_op_threads is None  # TensorFlow's default
+  assert config.recorded()["intra_op_threads"] == config.intra_op_threads
+  assert "inter_op_threads" not in config.recorded()  # the number of concurrent ops changes no bit
+  other = config_lib.parse(["prog", f"--intra_op_threads={config.intra_op_threads + 1}"])
+  assert other.workdir != config.workdir
+  assert config_lib.parse(["prog", "--inter_op_threads=3"]).workdir == config.workdir
+
+
+_SET_THREADS = """
+import tensorflow as tf
+from stew_tf import experiment
+experiment.set_threads(1, 3)
+print(tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+tf.constant(1.0) + 1.0  # TensorFlow now runs: its pools are fixed
+experiment.set_threads(1, 3)  # the same sizes: nothing to do
+try:
+  experiment.set_threads(2)
+except experiment.ConfigError as error:
+  print(error)
+"""
+
+
+def test_thread_pools_are_sized_before_tensorflow_runs_or_the_run_stops_with_one_line():
+  import subprocess
+  import sys
+  from tests.helpers import REPO_ROOT
+  result = subprocess.run([sys.executable, "-c", _SET_THREADS], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.strip().splitlines()
+  assert lines[0] == "1 3"
+  assert lines[1] == ("--intra_op_threads=2 --inter_op_threads=default: this process already "
+                      "runs TensorFlow with 1 and 3; they can only be set before TensorFlow "
+                      "starts (run stew_tf.main in its own process)")

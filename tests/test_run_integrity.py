@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+from stew_tf import config as config_lib
 from tests.helpers import read_until
 from tests.helpers import run_main
 from tests.helpers import start_main
@@ -80,10 +81,13 @@ def test_a_second_process_on_a_busy_workdir_exits_naming_the_holder(reference, t
 def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(reference):
   root, data_dir = reference
   args = [*ARGS, f"--workdir={root / 'work'}", f"--data_dir={data_dir}"]
-  result = run_main(*args, "--alpha=0.2", "--learning_rate=0.002", timeout=120)
+  threads = config_lib.default_intra_op_threads()
+  result = run_main(*args, "--alpha=0.2", "--learning_rate=0.002",
+                    f"--intra_op_threads={threads + 1}", timeout=120)
   assert result.returncode == 1
   line = result.stderr.strip().splitlines()[-1]
   assert "--alpha: was 0.1, now 0.2" in line and "--learning_rate: was 0.001, now 0.002" in line
+  assert f"--intra_op_threads: was {threads}, now {threads + 1}" in line
   assert "--overwrite" in line
   again = run_main(*args)  # the same settings: nothing to train, the same results
   assert again.returncode == 0
