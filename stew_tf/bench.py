@@ -215,7 +215,7 @@ def device_info():
     return {"type": "GPU", "name": details.get("device_name", gpus[0].name),
             "compute_capability": details.get("compute_capability"), "count": len(gpus)}
   return {"type": "CPU", "name": _cpu_model(), "logical_cpus": os.cpu_count(),
-          "usable_cpus": len(os.sched_getaffinity(0))}
+          "usable_cpus": config_lib.usable_cpus()}
 
 
 def run_benchmark(shapes=tuple(SHAPES), **options):

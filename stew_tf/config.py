@@ -247,6 +247,7 @@ def _paper_gru_layers(spec, modality, label):
 
 
 def usable_cpus():
+  """The CPUs this process may run on (all of them where the OS cannot say)."""
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
@@ -288,9 +289,9 @@ def resolve(raw):
       deterministic=raw["deterministic"], strategy=raw["strategy"],
       mixed_precision=raw["mixed_precision"], jit_compile=raw["jit_compile"],
       intra_op_threads=_default(raw["intra_op_threads"], default_intra_op_threads()),
-      inter_op_threads=raw["inter_op_threads"], workdir="", data_dir=raw["data_dir"], manual_dir=raw["manual_dir"],
+      workdir="", data_dir=raw["data_dir"], manual_dir=raw["manual_dir"],
       download=raw["download"], stop_after_steps=raw["stop_after_steps"], teacher_cache="",
-      overwrite=raw["overwrite"])
+      overwrite=raw["overwrite"], inter_op_threads=raw["inter_op_threads"])
   workdir = raw["workdir"] or default_workdir(config, _changed_settings(config, raw))
   teacher_cache = raw["teacher_cache"] or os.path.join(
       os.path.dirname(os.path.normpath(workdir)), "teachers")
