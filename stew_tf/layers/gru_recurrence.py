@@ -22,15 +22,13 @@ docs/performance.md.)
 import tensorflow as tf
 
 
-def _forward(input_projections, masks, recurrent_kernel, recurrent_bias):
+def _forward(input_projections, masks, kernels, recurrent_bias):
   """Runs the loop; returns, stacked over time: the states, the update and reset gates, the
   candidates, and the candidate's recurrent term h @ U_h + b_h ([T, B, U] each)."""
   steps = tf.shape(input_projections)[0]
-  units = tf.shape(recurrent_kernel)[0]
-  state_shape = tf.stack([tf.shape(input_projections)[1], units])
+  state_shape = tf.stack([tf.shape(input_projections)[1], tf.shape(kernels[0])[0]])
   dtype = input_projections.dtype
   x_update, x_reset, x_candidate = tf.split(input_projections, 3, axis=-1)
-  kernels = tf.split(recurrent_kernel, 3, axis=-1)
   biases = tf.split(recurrent_bias, 3, axis=-1)
   keep = masks > 0
 
@@ -66,19 +64,19 @@ def _local_derivatives(masks, states, updates, resets, candidates, candidate_rec
   return update, reset, candidate, candidate * resets, carry
 
 
-def _backward(upstream, factors, recurrent_kernel):
+def _backward(upstream, factors, kernels):
   """The backward loop: every step's gradient w.r.t. each gate's pre-activation (update, reset,
   candidate) and w.r.t. the candidate's recurrent term, stacked over time ([T, B, U] each)."""
   steps = tf.shape(upstream)[0]
   *gate_factors, carry_factor = factors
   # Transposed once here rather than by every step's products.
-  kernels = [tf.transpose(kernel) for kernel in tf.split(recurrent_kernel, 3, axis=-1)]
+  transposed = [tf.transpose(kernel) for kernel in kernels]
 
   def step(t, carry, *arrays):
     gradient = upstream[t] + carry
     update, reset, candidate, candidate_recurrent = [gradient * f[t] for f in gate_factors]
-    carry = (gradient * carry_factor[t] + tf.matmul(update, kernels[0])
-             + tf.matmul(reset, kernels[1]) + tf.matmul(candidate_recurrent, kernels[2]))
+    carry = (gradient * carry_factor[t] + tf.matmul(update, transposed[0])
+             + tf.matmul(reset, transposed[1]) + tf.matmul(candidate_recurrent, transposed[2]))
     grads = (update, reset, candidate, candidate_recurrent)
     return (t - 1, carry, *[a.write(t, g) for a, g in zip(arrays, grads)])
 
@@ -106,11 +104,12 @@ def gru_recurrence(input_projections, masks, recurrent_kernel, recurrent_bias):
   Returns:
     [T, B, U]: the state after each step (starting from zeros).
   """
-  states, *activations = _forward(input_projections, masks, recurrent_kernel, recurrent_bias)
+  kernels = tf.split(recurrent_kernel, 3, axis=-1)  # [U, U] per gate: z, r, h
+  states, *activations = _forward(input_projections, masks, kernels, recurrent_bias)
 
   def gradient(upstream):
     update, reset, candidate, candidate_recurrent = _backward(
-        upstream, _local_derivatives(masks, states, *activations), recurrent_kernel)
+        upstream, _local_derivatives(masks, states, *activations), kernels)
     recurrent_grads = [update, reset, candidate_recurrent]
     # The first step's previous state is zero: it adds nothing to the kernel's gradient.
     previous = _all_steps(states[:-1])
