@@ -20,6 +20,20 @@ def run_main(*args, module="stew_tf.main", cwd=REPO_ROOT, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def install_fake_main(source, directory, monkeypatch):
+  """Writes a stand-in for `python -m stew_tf.main` that appends its argv (a JSON line) to the
+  file named by $FAKE_CALLS; returns (its command, a function returning every call's argv)."""
+  import json  # pylint: disable=g-import-not-at-top
+  script = directory / "fake_main.py"
+  script.write_text(source)
+  calls = directory / "calls.jsonl"
+  monkeypatch.setenv("FAKE_CALLS", str(calls))
+
+  def read_calls():
+    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+  return (sys.executable, str(script)), read_calls
+
+
 def start_main(*args, cwd=REPO_ROOT):
   """Starts `python -m stew_tf.main ARGS` with unbuffered output read line by line."""
   return subprocess.Popen([sys.executable, "-m", "stew_tf.main", *args], cwd=cwd, env=_env(),

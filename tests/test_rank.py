@@ -2,7 +2,6 @@
 
 import importlib
 import json
-import sys
 
 from absl import flags
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from stew_tf import builders
 from stew_tf import rank
+from tests.helpers import install_fake_main
 from tests.helpers import run_main
 
 builders.builder_module("clips")
@@ -39,15 +39,9 @@ workdir.mkdir(parents=True, exist_ok=True)
 @pytest.fixture
 def fake_main(tmp_path, monkeypatch):
   """A function returning the argv of each fake stew_tf.main call so far."""
-  script = tmp_path / "fake_main.py"
-  script.write_text(FAKE_MAIN)
-  calls = tmp_path / "calls.jsonl"
-  monkeypatch.setenv("FAKE_CALLS", str(calls))
-  monkeypatch.setattr(rank, "MAIN_COMMAND", (sys.executable, str(script)))
-
-  def made():
-    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
-  return made
+  command, read_calls = install_fake_main(FAKE_MAIN, tmp_path, monkeypatch)
+  monkeypatch.setattr(rank, "MAIN_COMMAND", command)
+  return read_calls
 
 
 def test_ranks_by_mean_validation_accuracy(tmp_path, fake_main):

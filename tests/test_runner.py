@@ -3,7 +3,6 @@
 import csv
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from stew_tf import paper
 from stew_tf import reproduce
 from stew_tf import runner
+from tests.helpers import install_fake_main
 from tests.helpers import run_main
 
 # Stands in for `python -m stew_tf.main`: logs its arguments and writes a results.json whose
@@ -63,14 +63,7 @@ if os.environ.get("FAKE_PREDICTIONS"):
 @pytest.fixture
 def fake_main(tmp_path, monkeypatch):
   """(command, calls): the fake command, and a function returning the argv of each call so far."""
-  script = tmp_path / "fake_main.py"
-  script.write_text(FAKE_MAIN)
-  calls = tmp_path / "calls.jsonl"
-  monkeypatch.setenv("FAKE_CALLS", str(calls))
-
-  def read_calls():
-    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
-  return (sys.executable, str(script)), read_calls
+  return install_fake_main(FAKE_MAIN, tmp_path, monkeypatch)
 
 
 def _reproduce(out, command, **kwargs):
