@@ -64,8 +64,9 @@ def make_batch(shape, seed=0):
 def step_flops(shape):
   """Matrix-product FLOPs of one training step (2 per multiply-add), on the padded length.
 
-  Trained parts count 3× their forward pass (forward, then input and weight gradients); the
-  frozen strong encoder counts its forward pass only. Elementwise work is left out.
+  Trained parts count 3× their forward pass (forward, then input and weight gradients), except
+  the weak encoder's first GRU layer, whose input gradient (with respect to the data) no step
+  computes; the frozen strong encoder counts its forward pass only. Elementwise work is left out.
   """
   rows = shape["clips"] * shape["time"]
 
@@ -85,9 +86,11 @@ def step_flops(shape):
              + 2 * rows * (LATENT * CLASSIFIER + CLASSIFIER)
              + bigru(LATENT, DECODER_UNITS, 2) + 2 * rows * 2 * DECODER_UNITS * shape["strong"]
              + 3 * 2 * rows * LATENT * LATENT)  # DCCA covariances
-  return {"trained_forward": trained, "teacher_forward": encoder(shape["strong"],
-                                                                 shape["strong_layers"]),
-          "total": 3 * trained + encoder(shape["strong"], shape["strong_layers"])}
+  data_gradient = 2 * 2 * rows * shape["weak"] * 3 * shape["weak"]  # 2 directions
+  teacher = encoder(shape["strong"], shape["strong_layers"])
+  return {"trained_forward": trained, "teacher_forward": teacher,
+          "data_gradient_not_computed": data_gradient,
+          "total": 3 * trained - data_gradient + teacher}
 
 
 # --- stew_tf side -------------------------------------------------------------------------
