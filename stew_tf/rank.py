@@ -26,6 +26,7 @@ from absl import flags
 from stew_tf import builders
 from stew_tf import data
 from stew_tf import runner
+from stew_tf import workdir as workdir_lib
 
 MAIN_COMMAND = (sys.executable, "-m", "stew_tf.main")
 RANKING_FILE = "ranking.json"
@@ -101,7 +102,7 @@ def _run(command, args, workdir, record, log):
     log(f"{workdir}: done before, reusing its results.json")
     return json.loads(results_path.read_text())
   workdir.mkdir(parents=True, exist_ok=True)
-  record_path.write_text(json.dumps(record, indent=2))
+  workdir_lib.write_json(record_path, record)
   argv = [*command, *args]
   log_path = workdir / "log.txt"
   log(f"{workdir}: running (output in {log_path})")

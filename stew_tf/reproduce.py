@@ -36,6 +36,7 @@ from stew_tf import paper
 from stew_tf import report
 from stew_tf import runner as runner_lib
 from stew_tf import summary
+from stew_tf import workdir as workdir_lib
 
 CHOICES_FILE = "dropout_choices.json"
 PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "numpy")
@@ -151,8 +152,7 @@ def _tune(runner, tuned, out, extra, protocol, choices_path):
   tuned_now = runner_lib.tune_dropout(runner, tuned, out, extra, *protocol) if tuned else {}
   if tuned_now:
     choices = {**_load_choices(choices_path), **tuned_now}
-    with open(choices_path, "w") as f:
-      json.dump(choices, f, indent=2, sort_keys=True)
+    workdir_lib.write_json(choices_path, choices, sort_keys=True)
   return tuned_now
 
 

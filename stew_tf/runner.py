@@ -19,6 +19,7 @@ import threading
 import time
 
 from stew_tf import paper
+from stew_tf import workdir as workdir_lib
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILE_DIR = REPO_ROOT / "flags"
@@ -265,8 +266,7 @@ class Runner:
     log_path = run.workdir / "log.txt"
     self.log(f"[{number}/{self.total}] {run.title}: running (output in {log_path})")
     run.workdir.mkdir(parents=True, exist_ok=True)
-    with open(run.workdir / RECORD_FILE, "w") as f:
-      json.dump(run.record(), f, indent=2)
+    workdir_lib.write_json(run.workdir / RECORD_FILE, run.record())
     args = self.command + run.args(self.manual_dir, self.data_dir, self.teacher_cache)
     start = time.time()
     returncode = run_logged(args, log_path, self._env)
