@@ -2,7 +2,8 @@
 
 Without one, tf.function traces again for every new padded length of a batch (MOSI-like clips
 have 12-40 segments, so most batches have a new length); with one (what
-train_step.StepFunctions does), it traces once. Prints JSON. Usage: python benchmarks/retracing.py [--epochs=2]
+train_step.StepFunctions does), it traces once. Prints JSON.
+Usage, from the repository root: PYTHONPATH=. .venv/bin/python benchmarks/retracing.py [--epochs=2]
 """
 
 import json
@@ -37,9 +38,10 @@ def main(epochs=2):
     tf.keras.utils.set_random_seed(0)
     mean, variance = split.feature_moments("text")
     stage = train_step.Stage("stage1", "text",
-                        models.build_encoder(100, 1, 0.3, mean, variance, "strong"),
-                        models.build_classifier(models.LATENT_DIM, "classification", "strong"),
-                        "classification")
+                             models.build_encoder(100, 1, 0.3, mean, variance, "strong"),
+                             models.build_classifier(models.LATENT_DIM, "classification",
+                                                     "strong"),
+                             "classification")
     trainer = train.StageTrainer(stage, {"text": 100}, 1e-3, tempfile.mkdtemp(), seed=0,
                                  epochs=1, patience=1)
     steps = trainer.steps

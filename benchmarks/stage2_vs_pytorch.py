@@ -4,11 +4,11 @@
 
 Long-lived worker processes (2 threads each; torch from benchmarks/requirements.txt in its own
 virtualenv, never a package requirement), one per side of SIDES, build their stage-2 step on
-the same random batch per shape and warm it up. The driver then alternates:
-every round times a few steps of stew_tf, then of PyTorch, per shape, so that both sides see the
-same machine load. It prints the median step times and their ratio, each step's FLOP count from
-the layer sizes, each framework's measured float32 matrix-product rate and the fraction of it
-that each step reaches, and the load average before and after.
+the same random batch per shape and warm it up. The driver then alternates: every round times
+a few steps of each side in turn, per shape, so that all sides see the same machine load. It
+prints the median step times and their ratios, each step's FLOP count from the layer sizes
+(`step_flops`), each side's measured float32 matrix-product rate and the fraction of the best
+one that each step reaches, and the load average before and after.
 
 The PyTorch step is the same network as stew_tf's cm_stew stage 2 (paper, Fig. 1): weak encoder
 (z-score → Bi-GRU × 2 with units = input dim, dropout 0.3 after each → Linear(100) → sinusoidal

@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -23,7 +24,6 @@ def run_main(*args, module="stew_tf.main", cwd=REPO_ROOT, timeout=600):
 def install_fake_main(source, directory, monkeypatch):
   """Writes a stand-in for `python -m stew_tf.main` that appends its argv (a JSON line) to the
   file named by $FAKE_CALLS; returns (its command, a function returning every call's argv)."""
-  import json  # pylint: disable=g-import-not-at-top
   script = directory / "fake_main.py"
   script.write_text(source)
   calls = directory / "calls.jsonl"
