@@ -11,6 +11,7 @@ from keras import layers
 
 from stew_tf.layers.fast_gru import FastGRU
 from stew_tf.layers.positional_encoding import SinusoidalPositionEncoding
+from stew_tf.layers.sequence_dropout import SequenceDropout
 from stew_tf.layers.transformer_encoder import TransformerEncoder
 
 # Our models take the mask as an explicit input, so the implicit Keras mask that the Bi-GRU and
@@ -42,7 +43,9 @@ def _bi_gru_stack(x, mask, units, num_layers, dropout, name):
     x = layers.Bidirectional(FastGRU(units, return_sequences=True, name="gru"),
                              name=f"{name}_bigru{index + 1}")(x, mask=mask)
     if dropout:
-      x = layers.Dropout(dropout, name=f"{name}_bigru{index + 1}_dropout")(x)
+      # Its random numbers are drawn for the mask's batch and time sizes, so they need not
+      # wait for the Bi-GRU (see SequenceDropout).
+      x = SequenceDropout(dropout, name=f"{name}_bigru{index + 1}_dropout")(x, mask)
   return x
 
 

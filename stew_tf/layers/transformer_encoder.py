@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from stew_tf.layers.sequence_dropout import SequenceDropout
+
 
 @keras.saving.register_keras_serializable(package="stew_tf")
 class TransformerEncoder(keras.layers.Layer):
@@ -16,6 +18,8 @@ class TransformerEncoder(keras.layers.Layer):
   which is also PyTorch's `nn.TransformerEncoderLayer` default (`norm_first=False`). Dropout
   acts on the attention weights, after the first feed-forward dense layer and on both residual
   branches. d_model is the inputs' last dimension; every head has d_model // num_heads units.
+  The three dropouts outside the attention draw their random numbers for the inputs' batch and
+  time sizes (`SequenceDropout`), so TensorFlow may draw them before their own inputs exist.
 
   Padded time steps (False in `padding_mask`, or in the Keras mask of `inputs` when no
   `padding_mask` is given) are excluded as attention keys, so that whatever they hold never
@@ -51,7 +55,7 @@ class TransformerEncoder(keras.layers.Layer):
         dtype=self.dtype_policy, name="self_attention")
     self._self_attention_layer.build(query_shape=inputs_shape, value_shape=inputs_shape,
                                      key_shape=inputs_shape)
-    self._self_attention_dropout = keras.layers.Dropout(
+    self._self_attention_dropout = SequenceDropout(
         self.dropout, dtype=self.dtype_policy, name="self_attention_dropout")
     self._self_attention_layer_norm = keras.layers.LayerNormalization(
         epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy,
@@ -62,12 +66,12 @@ class TransformerEncoder(keras.layers.Layer):
         self.intermediate_dim, activation=self.activation, dtype=self.dtype_policy,
         name="feedforward_intermediate_dense")
     self._feedforward_intermediate_dense.build(inputs_shape)
-    self._feedforward_intermediate_dropout = keras.layers.Dropout(
+    self._feedforward_intermediate_dropout = SequenceDropout(
         self.dropout, dtype=self.dtype_policy, name="feedforward_intermediate_dropout")
     self._feedforward_output_dense = keras.layers.Dense(
         model_dim, dtype=self.dtype_policy, name="feedforward_output_dense")
     self._feedforward_output_dense.build((*inputs_shape[:-1], self.intermediate_dim))
-    self._feedforward_output_dropout = keras.layers.Dropout(
+    self._feedforward_output_dropout = SequenceDropout(
         self.dropout, dtype=self.dtype_policy, name="feedforward_output_dropout")
     self._feedforward_layer_norm = keras.layers.LayerNormalization(
         epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="feedforward_layer_norm")
@@ -101,13 +105,13 @@ class TransformerEncoder(keras.layers.Layer):
     attended = self._self_attention_layer(query=x, value=keys, key=keys,
                                           attention_mask=attention_mask, training=training)
     x = self._self_attention_layer_norm(
-        x + self._self_attention_dropout(attended, training=training))
+        x + self._self_attention_dropout(attended, inputs, training=training))
 
     hidden = self._feedforward_intermediate_dense(x)
-    hidden = self._feedforward_intermediate_dropout(hidden, training=training)
+    hidden = self._feedforward_intermediate_dropout(hidden, inputs, training=training)
     hidden = self._feedforward_output_dense(hidden)
     return self._feedforward_layer_norm(
-        x + self._feedforward_output_dropout(hidden, training=training))
+        x + self._feedforward_output_dropout(hidden, inputs, training=training))
 
   def compute_output_shape(self, inputs_shape):
     return inputs_shape
