@@ -174,7 +174,7 @@ def rank(dataset, label=None, *, seeds=3, workdir=None, main_args=(), command=No
                 for m in order[1:]],
   }
   root.mkdir(parents=True, exist_ok=True)
-  (root / RANKING_FILE).write_text(json.dumps(ranking, indent=2) + "\n")
+  workdir_lib.write_json(root / RANKING_FILE, ranking)
   (root / TABLE_FILE).write_text(markdown(ranking))
   log(f"Wrote {root / RANKING_FILE} and {root / TABLE_FILE}")
   return ranking
