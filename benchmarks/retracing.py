@@ -40,7 +40,7 @@ def main(epochs=2):
     stage = train_step.Stage("stage1", "text",
                              models.build_encoder(100, 1, 0.3, mean, variance, "strong"),
                              models.build_classifier(models.LATENT_DIM, "classification",
-                                                     "strong"),
+                                                     "strong", 0.3),
                              "classification")
     trainer = train.StageTrainer(stage, {"text": 100}, 1e-3, tempfile.mkdtemp(), seed=0,
                                  epochs=1, patience=1)

@@ -1,11 +1,11 @@
 """Baselines computed from a dataset's splits, scored with the metrics the models get.
 
-- trivial: a constant. Classification: the majority class of the train split. Regression: the
-  best, by validation MAE, of the train mean, the train median and 0 (CCC cannot choose: it is
-  0 for every constant).
-- linear probe: logistic (classification) or ridge (regression) regression on single z-scored
-  segments (train moments), fitted on train with NumPy; its L2 strength is chosen on the
-  validation split (accuracy or CCC; ties go to the stronger regularisation).
+- trivial: a constant (the task's `trivial_baseline`). majority_class: the majority class of the
+  train split. lowest_mae_constant: the best, by validation MAE, of the train mean, the train
+  median and 0 (CCC cannot choose: it is 0 for every constant).
+- linear probe: logistic or ridge regression (the task's `probe`) on single z-scored segments
+  (train moments), fitted on train with NumPy; its L2 strength is chosen by the task's monitored
+  metric on the validation split (ties go to the stronger regularisation).
 
 Neither sees the sequence, so they say what a segment alone carries; a sequence model that does
 not beat them has learnt nothing from the context.
@@ -15,7 +15,9 @@ import dataclasses
 
 import numpy as np
 
-from stew_tf import metrics
+from stew_tf import evaluation
+from stew_tf import splits
+from stew_tf import tasks
 
 # L2 strength on the mean loss: (1/N) sum loss + (lambda / 2) |w|^2; the bias is not penalised.
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -34,18 +36,11 @@ class Segments:
 class Baseline:
   """A baseline's description and metrics; `test_run`: (clips, labels, scores) of the test split."""
   kind: str  # "trivial" or "linear_probe"
+  task: str  # a row of stew_tf.tasks
   description: str
-  val: dict
+  validation: dict
   test: dict
   test_run: tuple
-
-
-def evaluate(task, labels, scores, sentiment_score=False):
-  """The metric dict of results.json: classification, or regression (+ MOSI sentiment)."""
-  if task == "classification":
-    return metrics.classification_metrics(labels, scores)
-  values = metrics.regression_metrics(labels, scores)
-  return {**values, **metrics.sentiment_metrics(labels, scores)} if sentiment_score else values
 
 
 def _sigmoid(logits):
@@ -88,20 +83,33 @@ def _standardise(train, *others):
   return [(split.features - mean) / std for split in (train, *others)]
 
 
+def _majority_class(train, validation):
+  """The train split's majority class (a tie answers negative)."""
+  del validation
+  positive = bool(np.mean(train.labels) > 0.5)
+  name = "positive" if positive else "negative"
+  return float(positive), f"always \"{name}\" (the train split's majority)"
+
+
+def _lowest_mae_constant(train, validation):
+  """The train mean, the train median or 0, whichever has the lowest validation MAE."""
+  candidates = {"the train mean": float(np.mean(train.labels)),
+                "the train median": float(np.median(train.labels)), "0": 0.0}
+  choice = min(candidates,
+               key=lambda k: np.mean(np.abs(validation.labels - candidates[k])))
+  constant = candidates[choice]
+  return constant, f"always {constant:.3g} ({choice}; lowest validation MAE)"
+
+
+# Each task's trivial constant: f(train, validation) -> (constant, description).
+TRIVIAL = {"majority_class": _majority_class, "lowest_mae_constant": _lowest_mae_constant}
+# Each task's linear probe: (fit(features, labels, l2) -> (weights, bias), link of its output).
+PROBES = {"logistic": (fit_logistic, _sigmoid), "ridge": (fit_ridge, None)}
+
+
 def trivial(task, train, validation, test, sentiment_score=False):
   """The constant baseline (see the module docstring)."""
-  if task == "classification":
-    positive = bool(np.mean(train.labels) > 0.5)  # a tie answers negative
-    name = "positive" if positive else "negative"
-    description = f"always \"{name}\" (the train split's majority)"
-    constant = float(positive)
-  else:
-    candidates = {"the train mean": float(np.mean(train.labels)),
-                  "the train median": float(np.median(train.labels)), "0": 0.0}
-    choice = min(candidates,
-                 key=lambda k: np.mean(np.abs(validation.labels - candidates[k])))
-    constant = candidates[choice]
-    description = f"always {constant:.3g} ({choice}; lowest validation MAE)"
+  constant, description = TRIVIAL[tasks.get(task).trivial_baseline](train, validation)
   scores = [np.full(split.labels.shape, constant) for split in (validation, test)]
   return _baseline("trivial", description, task, (validation, test), scores, sentiment_score)
 
@@ -109,32 +117,32 @@ def trivial(task, train, validation, test, sentiment_score=False):
 def linear_probe(task, train, validation, test, sentiment_score=False):
   """The linear probe on single segments (see the module docstring)."""
   train_x, validation_x, test_x = _standardise(train, validation, test)
-  fit = fit_logistic if task == "classification" else fit_ridge
-  primary = "accuracy" if task == "classification" else "ccc"
+  row = tasks.get(task)
+  fit, link = PROBES[row.probe]
   best = None
   for l2 in sorted(L2_GRID, reverse=True):  # strongest first: it keeps ties
     weights, bias = fit(train_x, train.labels, l2)
     outputs = [x @ weights + bias for x in (validation_x, test_x)]
-    if task == "classification":
-      outputs = [_sigmoid(output) for output in outputs]
-    score = evaluate(task, validation.labels, outputs[0])[primary]
-    if best is None or score > best[0]:
+    if link is not None:
+      outputs = [link(output) for output in outputs]
+    score = evaluation.metrics_of(task, validation.labels, outputs[0])[row.monitor]
+    if best is None or row.better(score, best[0]):
       best = score, l2, outputs
   _, l2, scores = best
-  model = "logistic" if task == "classification" else "ridge"
-  description = (f"{model} regression on single z-scored segments, L2 {l2:g} "
-                 f"(best validation {primary} of {len(L2_GRID)})")
+  description = (f"{row.probe} regression on single z-scored segments, L2 {l2:g} "
+                 f"(best validation {row.monitor} of {len(L2_GRID)})")
   return _baseline("linear_probe", description, task, (validation, test), scores,
                    sentiment_score)
 
 
-def _baseline(kind, description, task, splits, scores, sentiment_score):
+def _baseline(kind, description, task, evaluated, scores, sentiment_score):
   """A Baseline from its (validation, test) Segments and their scores."""
-  (validation, test), (validation_scores, test_scores) = splits, scores
-  return Baseline(kind, description,
-                  evaluate(task, validation.labels, validation_scores, sentiment_score),
-                  evaluate(task, test.labels, test_scores, sentiment_score),
-                  (test.clips, test.labels, test_scores))
+  (validation, test), (validation_scores, test_scores) = evaluated, scores
+  return Baseline(
+      kind, task, description,
+      evaluation.metrics_of(task, validation.labels, validation_scores, sentiment_score),
+      evaluation.metrics_of(task, test.labels, test_scores, sentiment_score),
+      (test.clips, test.labels, test_scores))
 
 
 def compute(task, train, validation, test, sentiment_score=False):
@@ -167,7 +175,7 @@ def dataset_baselines(dataset, label, modalities, data_dir=None, manual_dir=None
   sentiment_score = (dataset, label) == ("mosi", "sentiment_score")
   results = {}
   for modality in modalities:
-    splits = [split_segments(data.load_split(builder, name, [modality], label, 32), modality)
-              for name in ("train", "validation", "test")]
-    results[modality] = compute(task, *splits, sentiment_score=sentiment_score)
+    segments = [split_segments(data.load_split(builder, name, [modality], label, 32), modality)
+                for name in (splits.TRAIN, *splits.EVALUATED)]
+    results[modality] = compute(task, *segments, sentiment_score=sentiment_score)
   return results

@@ -5,11 +5,7 @@ import dataclasses
 import numpy as np
 
 from stew_tf import metrics
-
-# A classifier answering one class for at least this share of the test segments, or a regressor
-# whose outputs' spread is below this share of the labels', has learnt (nearly) nothing.
-DEGENERATE_CLASS_SHARE = 0.99
-DEGENERATE_SPREAD_RATIO = 1e-3
+from stew_tf import tasks
 
 
 @dataclasses.dataclass
@@ -41,29 +37,20 @@ def predict_split(predict_step, split):
                      np.concatenate(scores).astype(np.float32))
 
 
+def metrics_of(task, labels, scores, sentiment=False):
+  """The metrics of results.json of flat labels and scores, by the task's table row
+  (`sentiment`: add CMU-MOSI's metrics of its continuous score)."""
+  values = tasks.get(task).metrics(labels, scores)
+  if sentiment:
+    values.update(metrics.sentiment_metrics(labels, scores))
+  return values
+
+
 def split_metrics(task, predictions, sentiment=False):
   """The metrics of results.json for one split (`sentiment`: add CMU-MOSI's score metrics)."""
-  if task == "classification":
-    return metrics.classification_metrics(predictions.label, predictions.score)
-  values = metrics.regression_metrics(predictions.label, predictions.score)
-  if sentiment:
-    values.update(metrics.sentiment_metrics(predictions.label, predictions.score))
-  return values
+  return metrics_of(task, predictions.label, predictions.score, sentiment)
 
 
 def degeneracy(task, predictions):
   """None, or a dict saying how the model's answers are (nearly) constant."""
-  if task == "classification":
-    positive = float(np.mean(predictions.score >= 0.5))
-    share = max(positive, 1.0 - positive)
-    if share >= DEGENERATE_CLASS_SHARE:
-      answer = "positive" if positive >= 0.5 else "negative"
-      return {"kind": "one_class", "answer": answer, "share": share,
-              "text": f"answers '{answer}' for {100 * share:.1f} % of the test segments"}
-    return None
-  spread = float(np.std(predictions.score))
-  label_spread = float(np.std(predictions.label)) or 1.0
-  if spread < DEGENERATE_SPREAD_RATIO * label_spread:
-    return {"kind": "constant", "std": spread, "label_std": label_spread,
-            "text": f"outputs have std {spread:.2e}, against {label_spread:.3f} for the labels"}
-  return None
+  return tasks.get(task).degeneracy(predictions.label, predictions.score)

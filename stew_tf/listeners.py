@@ -8,6 +8,8 @@ import time
 
 import tensorflow as tf
 
+from stew_tf import splits
+
 
 class Listener:
   """No-op hooks; subclasses override what they need."""
@@ -29,9 +31,13 @@ class Listener:
 
 
 class ConsoleLog(Listener):
-  """One line per epoch: losses, the selection split's metrics, and whether it is the best."""
+  """One line per epoch: losses, the selection split's metrics, and whether it is the best.
 
-  def __init__(self, log=print, selection_name="val"):
+  `selection_name`: splits.selection_name(select_on), so that the line never passes a test
+  selection off as a validation result.
+  """
+
+  def __init__(self, log=print, selection_name=splits.VALIDATION):
     self.log = log
     self.selection_name = selection_name
 
@@ -90,9 +96,10 @@ class Progress(Listener):
 
 
 class TensorBoardLog(Listener):
-  """Per epoch: loss/<term>, <selection split>/<metric>, learning_rate."""
+  """Per epoch: loss/<term>, <selection_name>/<metric>, learning_rate (`selection_name`:
+  splits.selection_name(select_on))."""
 
-  def __init__(self, directory, learning_rate, selection_name="validation"):
+  def __init__(self, directory, learning_rate, selection_name=splits.VALIDATION):
     self.directory = directory
     self.learning_rate = learning_rate
     self.selection_name = selection_name

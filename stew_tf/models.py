@@ -4,28 +4,20 @@ Every sequence model takes `[features, mask]`: float32 [B, T, D] and bool [B, T]
 segments, right-padded).
 """
 
-import warnings
-
 import keras
 from keras import layers
 
+from stew_tf import tasks
 from stew_tf.layers.fast_gru import FastGRU
 from stew_tf.layers.positional_encoding import SinusoidalPositionEncoding
 from stew_tf.layers.sequence_dropout import SequenceDropout
 from stew_tf.layers.transformer_encoder import TransformerEncoder
-
-# Our models take the mask as an explicit input, so the implicit Keras mask that the Bi-GRU and
-# transformer layers attach to their outputs is not needed downstream; Keras warns each time a
-# sub-model drops it.
-warnings.filterwarnings("ignore", category=UserWarning,
-                        message=r"Layer '.*' \(of type .*\) was passed an input with a mask")
 
 LATENT_DIM = 100
 NUM_HEADS = 2
 FFN_DIM = 400
 NUM_TRANSFORMER_LAYERS = 2
 CLASSIFIER_UNITS = 300
-CLASSIFIER_DROPOUT = 0.3
 
 
 def _sequence_inputs(dim, name):
@@ -77,22 +69,23 @@ def build_identity_encoder(input_dim, mean, variance, name):
   return keras.Model([features, mask], x, name=f"{name}_identity_encoder")
 
 
-def build_classifier(input_dim, task, name, dropout=CLASSIFIER_DROPOUT, label_range=None):
-  """Γ^c: Dense(300, relu) → Dropout(0.3) → Dense(1, sigmoid | tanh), per time step.
+def build_classifier(input_dim, task, name, dropout, label_range=None):
+  """Γ^c: Dense(300, relu) → Dropout(dropout) → Dense(1, the task's activation), per time step.
 
-  For regression, `label_range` (low, high) maps tanh's [-1, 1] linearly onto the labels' range,
-  so that the model (and its export) answers on the labels' own scale.
+  `task` names a row of stew_tf.tasks. A `label_range` (low, high) of labels that are values,
+  not classes, maps the activation's range (tanh's [-1, 1]) linearly onto the labels' range, so
+  that the model (and its export) answers on the labels' own scale.
   """
+  task = tasks.get(task)
   latents = keras.Input(shape=(None, input_dim), name=f"{name}_latents")
   x = layers.Dense(CLASSIFIER_UNITS, activation="relu", name=f"{name}_hidden")(latents)
   x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-  activation = "sigmoid" if task == "classification" else "tanh"
   # float32 output even under a mixed-precision policy: scores feed float32 losses.
-  x = layers.Dense(1, activation=activation, dtype="float32", name=f"{name}_score")(x)
-  if task == "regression" and label_range is not None and tuple(label_range) != (-1.0, 1.0):
-    low, high = label_range
-    x = layers.Rescaling((high - low) / 2.0, offset=(high + low) / 2.0, dtype="float32",
-                         name=f"{name}_label_range")(x)
+  x = layers.Dense(1, activation=task.activation, dtype="float32", name=f"{name}_score")(x)
+  scaling = task.label_scaling(label_range)
+  if scaling is not None:
+    scale, offset = scaling
+    x = layers.Rescaling(scale, offset=offset, dtype="float32", name=f"{name}_label_range")(x)
   scores = layers.Reshape((-1,), name=f"{name}_scores")(x)
   return keras.Model(latents, scores, name=f"{name}_classifier")
 

@@ -1,4 +1,4 @@
-"""The reproduce tables as markdown (results.md) and CSV (results.csv), from stew_tf.summary rows:
+"""The reproduce tables as markdown (results.md) and CSV (results.csv), from stew_tf.table_rows rows:
 paper columns, secondary metrics, bootstrap intervals, paired differences with verdicts,
 baselines, and the protocol label of every row ("selected on test: optimistic, not a result").
 """
@@ -9,7 +9,9 @@ import io
 import numpy as np
 
 from stew_tf import paper
-from stew_tf import summary
+from stew_tf import splits
+from stew_tf import table_rows
+from stew_tf import tasks
 
 
 def all_positive_baseline(negative, positive):
@@ -25,15 +27,15 @@ def _mean_std_cell(metric, mean_std):
   if mean_std is None:
     return "-"
   mean, std = mean_std
-  places = summary.digits(metric)
+  places = table_rows.digits(metric)
   return f"{mean:.{places}f}" if std is None else f"{mean:.{places}f} ± {std:.{places}f}"
 
 
 def _interval_cell(row):
-  interval, metric = row["interval"], summary.primary_metric(row["metrics"])
+  interval, metric = row["interval"], table_rows.monitor(row)
   if "note" in interval:
     return "-"
-  places = summary.digits(metric)
+  places = table_rows.digits(metric)
   return f"[{interval['low']:.{places}f}, {interval['high']:.{places}f}]"
 
 
@@ -44,7 +46,7 @@ def _paired_cells(row):
     return "", ""
   if "note" in paired:
     return "-", "-"
-  places = summary.digits(paired["metric"])
+  places = table_rows.digits(paired["metric"])
   interval = ("" if paired["low"] is None
               else f" [{paired['low']:+.{places}f}, {paired['high']:+.{places}f}]")
   return (f"{paired['mean']:+.{places}f}{interval}, > 0 on {paired['positive']} of "
@@ -53,12 +55,12 @@ def _paired_cells(row):
 
 def _columns(rows):
   found = {metric for row in rows for metric in row["metrics"]}
-  return ([m for m in summary.METRICS if m in found and summary.METRICS[m].paper],
-          [m for m in summary.METRICS if m in found and summary.METRICS[m].shown])
+  return ([m for m in table_rows.METRICS if m in found and table_rows.METRICS[m].paper],
+          [m for m in table_rows.METRICS if m in found and table_rows.METRICS[m].shown])
 
 
 def _method_name(row):
-  return summary.BASELINE_NAMES.get(row["method"]) or paper.METHOD_NAMES[row["method"]]
+  return table_rows.BASELINE_NAMES.get(row["method"]) or paper.METHOD_NAMES[row["method"]]
 
 
 def _modalities(row):
@@ -71,10 +73,12 @@ def _markdown_row(row, paper_metrics, shown_metrics):
   for metric in paper_metrics:
     values = row["metrics"].get(metric)
     paper_value = values and values["paper"]
-    cells += [_mean_std_cell(metric, values and values["test"]),
-              "-" if paper_value is None else f"{paper_value:.{summary.digits(metric)}f}"]
-  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get("val")) for m in paper_metrics]
-  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get("test")) for m in shown_metrics]
+    cells += [_mean_std_cell(metric, values and values[splits.TEST]),
+              "-" if paper_value is None else f"{paper_value:.{table_rows.digits(metric)}f}"]
+  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get(splits.VALIDATION))
+            for m in paper_metrics]
+  cells += [_mean_std_cell(m, row["metrics"].get(m, {}).get(splits.TEST))
+            for m in shown_metrics]
   cells += [_interval_cell(row), *_paired_cells(row), row["protocol"], row["paper_table"] or "-"]
   if row["epochs"] is None:
     return cells + ["-", "-"]
@@ -90,13 +94,13 @@ def markdown_table(header, body):
 
 def _table_markdown(rows):
   paper_metrics, shown_metrics = _columns(rows)
-  primary = {summary.primary_metric(row["metrics"]) for row in rows}
-  primary_title = " / ".join(summary.METRICS[m].title for m in summary.METRICS if m in primary)
+  primary = {table_rows.monitor(row) for row in rows}
+  primary_title = " / ".join(table_rows.METRICS[m].title for m in table_rows.METRICS if m in primary)
   header = ["Target", "Method", "Modalities", "Seeds"]
   for metric in paper_metrics:
-    header += [f"Test {summary.METRICS[metric].title}", "Paper"]
-  header += [f"Val {summary.METRICS[m].title}" for m in paper_metrics]
-  header += [f"Test {summary.METRICS[m].title}" for m in shown_metrics]
+    header += [f"Test {table_rows.METRICS[metric].title}", "Paper"]
+  header += [f"Val {table_rows.METRICS[m].title}" for m in paper_metrics]
+  header += [f"Test {table_rows.METRICS[m].title}" for m in shown_metrics]
   header += [f"Test {primary_title}: 95 % CI over clips", f"Δ {primary_title} vs Encoder + "
              "Classifier (paired by seed, 95 % CI)", "Verdict", "Protocol", "Paper table",
              "Epochs (strong / weak)", "Dropout"]
@@ -111,7 +115,7 @@ _CONVENTIONS = (
     "a fraction in [-1, 1]. \"Paper\" is the paper's single value for the same cell (it reports "
     "no spread); \"-\" marks a cell the paper does not have. Epochs are the mean numbers of "
     "epochs each stage trained (early stopping included). The CI column is a 95 % percentile "
-    f"bootstrap over test clips ({summary.RESAMPLES} resamples; each resample draws the clips "
+    f"bootstrap over test clips ({table_rows.RESAMPLES} resamples; each resample draws the clips "
     "once and applies them to every seed, then averages over seeds). The Δ column is each "
     "transfer row's difference to the Encoder + Classifier row of the same weak modality and "
     "protocol, paired by seed (mean, 95 % t-interval, seeds where it is positive); the verdict is "
@@ -127,7 +131,7 @@ def _baseline_lines(rows):
                    f"{row['description']}.")
   first = {}
   for row in rows:
-    if row["kind"] == "baseline" and "accuracy" in row["metrics"]:
+    if row["kind"] == "baseline" and tasks.get(row["task"]).binary:
       first.setdefault((row["dataset"], row["label"]), row["test_labels"])
   for labels in first.values():
     positive = int(np.sum(labels == 1))
@@ -142,8 +146,8 @@ def results_markdown(table, rows, dropout_choices=None, source=None, header_line
                      notes=()):
   """results.md: title, how it was made, conventions, baselines, the table, then the notes."""
   title = f"# CM-StEW reproduction: {paper.TABLES.get(table, table)}"
-  if any(summary.TEST_SELECTION_LABEL in row["protocol"] for row in rows):
-    title += f" ({summary.TEST_SELECTION_LABEL})"
+  if any(table_rows.TEST_SELECTION_LABEL in row["protocol"] for row in rows):
+    title += f" ({table_rows.TEST_SELECTION_LABEL})"
   parts = [title, *filter(None, ["\n".join(header_lines), _CONVENTIONS])]
   if any(row["kind"] == "model" and "ccc" in row["metrics"] for row in rows):
     parts.append("Any constant prediction has CCC 0.000 and Pearson r 0.000.")
@@ -166,20 +170,20 @@ def results_markdown(table, rows, dropout_choices=None, source=None, header_line
 def dropout_markdown(choices):
   """The --tune_dropout section: each experiment's metric per dropout, and the pick."""
   header = ["Experiment", "Metric", *(f"{d:g}" for d in paper.DROPOUT_GRID), "Chosen"]
-  body, splits = [], set()
+  body, chosen_on = [], set()
   for name in sorted(choices):
     choice = choices[name]
-    split, metric = choice.get("split", "val"), choice["metric"]
-    splits.add(split)
+    split, metric = choice.get("split", splits.VALIDATION), choice["metric"]
+    chosen_on.add(split)
     values = choice.get("values") or choice["validation"]  # "validation": older files
-    cells = [name, f"{split} {summary.METRICS[metric].title}"]
+    cells = [name, f"{split} {table_rows.METRICS[metric].title}"]
     for dropout in paper.DROPOUT_GRID:
       value = values.get(f"{dropout:g}")
       cells.append("-" if value is None
-                   else f"{summary.display(metric, value):.{summary.digits(metric)}f}")
+                   else f"{table_rows.display(metric, value):.{table_rows.digits(metric)}f}")
     body.append(cells + [f"{choice['dropout']:g}"])
-  if "test" in splits:
-    heading = (f"## Dropout chosen on test ({summary.TEST_SELECTION_LABEL})\n\nEach experiment "
+  if splits.TEST in chosen_on:
+    heading = (f"## Dropout chosen on test ({table_rows.TEST_SELECTION_LABEL})\n\nEach experiment "
                "ran the paper's grid on seed 0; its seeds use the dropout with the best TEST "
                "metric.")
   else:
@@ -196,13 +200,13 @@ def _csv_number(value, places):
 def results_csv(rows):
   """results.csv: one line per row, every metric (% columns named *_pct), intervals, verdicts."""
   paper_metrics, _ = _columns(rows)
-  names = [m for m in summary.METRICS if any(m in row["metrics"] for row in rows)]
+  names = [m for m in table_rows.METRICS if any(m in row["metrics"] for row in rows)]
   fields = ["dataset", "label", "method", "strong", "weak", "protocol", "seeds"]
   for metric in names:
-    unit = f"{metric}_pct" if summary.METRICS[metric].percent else metric
-    fields += [f"test_{unit}_mean", f"test_{unit}_std"]
-    fields += [f"paper_test_{unit}"] if metric in paper_metrics else []
-    fields += [f"val_{unit}_mean", f"val_{unit}_std"]
+    unit = f"{metric}_pct" if table_rows.METRICS[metric].percent else metric
+    fields += [f"{splits.TEST}_{unit}_mean", f"{splits.TEST}_{unit}_std"]
+    fields += [f"paper_{splits.TEST}_{unit}"] if metric in paper_metrics else []
+    fields += [f"{splits.VALIDATION}_{unit}_mean", f"{splits.VALIDATION}_{unit}_std"]
   fields += ["ci_metric", "test_ci95_low", "test_ci95_high", "paired_diff_mean", "paired_diff_low",
              "paired_diff_high", "paired_positive_seeds", "paired_seeds", "verdict",
              "paper_table", "epochs_stage1_mean", "epochs_stage2_mean", "dropout"]
@@ -219,15 +223,15 @@ def _csv_line(row, names, paper_metrics):
           row["protocol"], "" if row["seeds"] is None else row["seeds"]]
   for metric in names:
     # Two more digits than results.md, so that the CSV loses nothing a reader would use.
-    places = summary.digits(metric) + 2
+    places = table_rows.digits(metric) + 2
     values = row["metrics"].get(metric, {})
-    numbers = [*(values.get("test") or (None, None))]
+    numbers = [*(values.get(splits.TEST) or (None, None))]
     numbers += [values.get("paper")] if metric in paper_metrics else []
-    numbers += [*(values.get("val") or (None, None))]
+    numbers += [*(values.get(splits.VALIDATION) or (None, None))]
     line += [_csv_number(x, places) for x in numbers]
-  metric = summary.primary_metric(row["metrics"])
+  metric = table_rows.monitor(row)
   interval, paired = row["interval"], row["paired"] or {}
-  places = summary.digits(metric) + 2
+  places = table_rows.digits(metric) + 2
   line += [metric] + [_csv_number(interval.get(k), places) for k in ("low", "high")]
   line += [_csv_number(paired.get(k), places) for k in ("mean", "low", "high")]
   line += [paired.get("positive", ""), paired.get("n", ""), paired.get("verdict", "")]

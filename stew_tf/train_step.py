@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from stew_tf import data
 from stew_tf import losses
+from stew_tf import tasks
 
 
 @dataclasses.dataclass
@@ -21,7 +22,7 @@ class Stage:
   modality: str  # input of the model being trained
   encoder: keras.Model
   classifier: keras.Model
-  task: str
+  task: str  # a row of stew_tf.tasks
   alignment: bool = False  # alpha * -DCCA(teacher latents, latents)
   translation: bool = False  # beta * MAE(decoder(latents), normalised strong features)
   teacher: keras.Model | None = None  # frozen strong encoder (alignment)
@@ -45,8 +46,8 @@ class Stage:
 
   @property
   def monitor(self):
-    """The metric that early stopping maximises."""
-    return "accuracy" if self.task == "classification" else "ccc"
+    """The metric that picks the epoch (the task's)."""
+    return tasks.get(self.task).monitor
 
 
 def make_optimizer(learning_rate):
@@ -62,6 +63,7 @@ class StepFunctions:
 
   def __init__(self, stage, modalities, optimizer, strategy=None, jit_compile=False):
     self.stage = stage
+    self.prediction_loss = tasks.get(stage.task).prediction_loss
     self.optimizer = optimizer
     self.strategy = strategy or tf.distribute.get_strategy()
     if stage.teacher is not None:
@@ -133,10 +135,7 @@ class StepFunctions:
         local_count, replica.all_reduce(tf.distribute.ReduceOp.SUM, local_count))
     latents = stage.encoder([batch["features"][stage.modality], mask], training=training)
     scores = stage.classifier(latents, training=training)
-    if stage.task == "classification":
-      prediction = losses.masked_binary_crossentropy(batch["labels"], scores, mask)
-    else:
-      prediction = losses.masked_mse(batch["labels"], scores, mask)
+    prediction = self.prediction_loss(batch["labels"], scores, mask)
     terms = {"prediction": prediction * share}
     objective = terms["prediction"]  # what this replica differentiates
     if stage.alignment:

@@ -20,7 +20,7 @@ def test_trivial_classification_answers_the_train_majority():
   baseline = baselines.trivial("classification", train, validation, test)
   assert baseline.kind == "trivial" and "always \"positive\"" in baseline.description
   assert baseline.test["accuracy"] == 0.25 and baseline.test["positive_rate"] == 1.0
-  assert baseline.test["balanced_accuracy"] == 0.5 and baseline.val["accuracy"] == 0.5
+  assert baseline.test["balanced_accuracy"] == 0.5 and baseline.validation["accuracy"] == 0.5
   clips, labels, scores = baseline.test_run
   assert clips.tolist() == [0, 0, 1, 1] and labels.tolist() == [1, 0, 0, 0]
   assert scores.tolist() == [1.0] * 4
@@ -35,7 +35,7 @@ def test_trivial_regression_picks_the_constant_with_the_lowest_validation_mae():
   baseline = baselines.trivial("regression", train, validation, test)
   assert "the train median" in baseline.description and "1.5" in baseline.description
   assert baseline.test["mae"] == pytest.approx(1.0) and baseline.test["ccc"] == 0.0
-  assert baseline.test["pearson_r"] == 0.0 and baseline.val["mae"] == pytest.approx(0.1)
+  assert baseline.test["pearson_r"] == 0.0 and baseline.validation["mae"] == pytest.approx(0.1)
   validation_near_zero = _segments(np.zeros(2), [-0.2, 0.2])
   assert "(0;" in baselines.trivial("regression", train, validation_near_zero, test).description
 
@@ -76,7 +76,7 @@ def test_linear_probe_separates_a_separable_problem_with_the_strongest_tied_l2()
     return _segments(features, (features[:, 0] > 0).astype(float))
   probe = baselines.linear_probe("classification", split(50), split(20), split(30))
   assert probe.kind == "linear_probe"
-  assert probe.test["accuracy"] == 1.0 and probe.val["accuracy"] == 1.0
+  assert probe.test["accuracy"] == 1.0 and probe.validation["accuracy"] == 1.0
   # Every L2 in the grid separates the validation split: the strongest (100) is kept.
   assert "logistic regression" in probe.description and "L2 100 " in probe.description
 

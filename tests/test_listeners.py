@@ -4,6 +4,7 @@ import io
 import time
 
 from stew_tf import listeners
+from stew_tf import splits
 
 
 class _Terminal(io.StringIO):
@@ -44,10 +45,27 @@ def test_a_log_file_gets_no_progress_lines():
 
 def test_the_epoch_line_shows_losses_and_three_selection_metrics():
   lines = []
-  log = listeners.ConsoleLog(lines.append, "val")
+  log = listeners.ConsoleLog(lines.append, splits.selection_name(splits.VALIDATION))
   log.on_stage_begin(_Stage(), epochs=3, steps_per_epoch=4)
   metrics = {"accuracy": 0.5, "f1_weighted": 0.25, "balanced_accuracy": 0.75,
              "recall_positive": 1.0, "confusion": [[1, 2], [3, 4]]}
   log.on_epoch_end(2, {"prediction": 0.125, "total": 0.5}, metrics, True, 3.25)
-  assert lines == ["[stage2 audio] epoch   2/3  prediction 0.1250  total 0.5000  |  val accuracy "
-                   "0.5000  f1_weighted 0.2500  balanced_accuracy 0.7500  *best*  (3.2s)"]
+  assert lines == ["[stage2 audio] epoch   2/3  prediction 0.1250  total 0.5000  |  validation "
+                   "accuracy 0.5000  f1_weighted 0.2500  balanced_accuracy 0.7500  *best*  (3.2s)"]
+
+
+def test_a_test_selection_is_named_so_on_the_console_and_in_tensorboard(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  name = splits.selection_name(splits.TEST)
+  lines = []
+  console = listeners.ConsoleLog(lines.append, name)
+  board = listeners.TensorBoardLog(str(tmp_path), 1e-3, name)
+  for listener in (console, board):
+    listener.on_stage_begin(_Stage(), epochs=1, steps_per_epoch=1)
+    listener.on_epoch_end(1, {"total": 0.5}, {"ccc": 0.25}, False, 1.0)
+  board.on_stage_end()
+  assert "|  test_selection ccc 0.2500" in lines[0]
+  tags = {value.tag for path in tmp_path.iterdir()
+          for event in tf.compat.v1.train.summary_iterator(str(path))
+          for value in event.summary.value}
+  assert tags == {"loss/total", "test_selection/ccc", "learning_rate"}

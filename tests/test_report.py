@@ -1,4 +1,4 @@
-"""stew_tf.summary and stew_tf.report: reproduce tables from fabricated results.json and
+"""stew_tf.table_rows and stew_tf.report: reproduce tables from fabricated results.json and
 predictions.npz contents, with hand-checkable numbers."""
 
 import csv
@@ -10,15 +10,20 @@ import pytest
 
 from stew_tf import baselines
 from stew_tf import report
-from stew_tf import summary
+from stew_tf import table_rows
 
 
-def _results(method, strong, weak, seed, test, val, epochs, dataset="mosi", label="sentiment",
-             dropout=0.3, **protocol):
-  """A results.json dict; `test` and `val` map metric names to fractions."""
+def _results(method, strong, weak, seed, test_metrics, validation_metrics, epochs,
+             dataset="mosi", label="sentiment", task="classification", dropout=0.3, **protocol):
+  """A results.json dict; the metrics map metric names to fractions; `protocol`: the trainer's
+  select_on and validation."""
+  encoder = None if method == "cls_only" else {"gru_layers": 2, "dropout": dropout}
+  config = {"method": method, "data": {"dataset": dataset, "label": label, "task": task},
+            "student": {"modality": weak, "encoder": encoder, "classifier_dropout": 0.3},
+            "trainer": {"select_on": "validation", "validation": "split", **protocol}}
   return {"dataset": dataset, "label": label, "strong": strong, "weak": weak, "method": method,
-          "seed": seed, "flags": {"dropout": dropout, **protocol}, "strong_model": None,
-          "weak_model": {"val": val, "test": test},
+          "seed": seed, "config": config, "strong_model": None,
+          "weak_model": {"validation": validation_metrics, "test": test_metrics},
           "epochs": {"stage1": epochs[0], "stage2": epochs[1]}, "wall_seconds": 10.0,
           "export_dir": ""}
 
@@ -36,13 +41,13 @@ def _mosi_results():
 
 
 def test_summarize_gives_mean_and_sample_std_next_to_the_paper():
-  baseline, transfer = summary.summarize(_mosi_results())  # baselines come first
+  baseline, transfer = table_rows.summarize(_mosi_results())  # baselines come first
   assert (transfer["method"], transfer["strong"], transfer["weak"], transfer["seeds"]) == (
       "cm_stew", "text", "audio", 3)
   accuracy = transfer["metrics"]["accuracy"]
   # Test accuracy 60, 62, 67 %: mean 63, deviations -3, -1, 4, sample variance 26 / 2 = 13.
   assert accuracy["test"] == pytest.approx((63.0, math.sqrt(13)))
-  assert accuracy["val"] == pytest.approx((71.0, 1.0))
+  assert accuracy["validation"] == pytest.approx((71.0, 1.0))
   assert accuracy["paper"] == 64.8
   f1 = transfer["metrics"]["f1_weighted"]
   assert f1["test"] == pytest.approx((60.0, 2.0))  # 58, 60, 62
@@ -57,9 +62,9 @@ def test_summarize_gives_mean_and_sample_std_next_to_the_paper():
 
 def test_summarize_keeps_ccc_as_a_fraction():
   results = [_results("cm_stew", "audio", "video_appearance", seed, {"ccc": ccc}, {"ccc": 0.4},
-                      (5, 6), dataset="recola", label="arousal")
+                      (5, 6), dataset="recola", label="arousal", task="regression")
              for seed, ccc in [(0, 0.50), (1, 0.54)]]
-  (row,) = summary.summarize(results)
+  (row,) = table_rows.summarize(results)
   # Mean 0.52; deviations +-0.02: sample variance 2 * 0.0004 / 1.
   assert row["metrics"]["ccc"]["test"] == pytest.approx((0.52, math.sqrt(0.0008)))
   assert row["metrics"]["ccc"]["paper"] == 0.574 and row["paper_table"] == "V"
@@ -68,14 +73,14 @@ def test_summarize_keeps_ccc_as_a_fraction():
 def test_a_cell_missing_from_the_paper_is_a_dash():
   result = _results("enc_cls", None, "audio", 0, {"accuracy": 0.5, "f1_weighted": 0.5},
                     {"accuracy": 0.5, "f1_weighted": 0.5}, (0, 1), dataset="stew_synthetic")
-  rows = summary.summarize([result])
+  rows = table_rows.summarize([result])
   assert rows[0]["metrics"]["accuracy"]["paper"] is None
   table_line = report.results_markdown("mosi", rows).splitlines()[-1]
   assert "| 50.0 | - | 50.0 | - |" in table_line
 
 
 def test_markdown_states_cells_paper_conventions_and_trivial_baseline():
-  rows = summary.baseline_rows(_mosi_audio_baselines()) + summary.summarize(_mosi_results())
+  rows = table_rows.baseline_rows(_mosi_audio_baselines()) + table_rows.summarize(_mosi_results())
   text = report.results_markdown("mosi", rows)
   assert "| CM-StEW | text → audio | 3 | 63.0 ± 3.6 | 64.8 | 60.0 ± 2.0 | 64.3 |" in text
   assert "| Encoder + Classifier | audio | 1 | 61.0 | 61.0 | 60.0 | 60.0 |" in text
@@ -94,13 +99,13 @@ def test_all_positive_baseline_on_the_mosi_test_split():
 
 def test_csv_has_test_val_and_paper_columns():
   rows = list(csv.DictReader(io.StringIO(report.results_csv(
-      summary.summarize(_mosi_results())))))
+      table_rows.summarize(_mosi_results())))))
   baseline, transfer = rows
   assert transfer["method"] == "cm_stew" and transfer["seeds"] == "3"
   assert float(transfer["test_accuracy_pct_mean"]) == pytest.approx(63.0)
   assert float(transfer["test_accuracy_pct_std"]) == pytest.approx(math.sqrt(13), abs=1e-3)
   assert float(transfer["paper_test_accuracy_pct"]) == 64.8
-  assert float(transfer["val_f1_weighted_pct_mean"]) == pytest.approx(71.0)
+  assert float(transfer["validation_f1_weighted_pct_mean"]) == pytest.approx(71.0)
   assert float(transfer["epochs_stage2_mean"]) == 24.0
   assert baseline["strong"] == "" and baseline["test_accuracy_pct_std"] == ""
 
@@ -134,7 +139,7 @@ def _paired_results(**protocol):
 
 
 def test_paired_difference_to_enc_cls_by_seed():
-  rows = {row["method"]: row for row in summary.summarize(_paired_results())}
+  rows = {row["method"]: row for row in table_rows.summarize(_paired_results())}
   # cm_stew - enc_cls: 5, 12, 7 points: mean 8, sample sd sqrt(13), t(2) = 4.303.
   half_width = 4.303 * math.sqrt(13 / 3)
   cm_stew = rows["cm_stew"]["paired"]
@@ -160,7 +165,7 @@ def test_paired_difference_to_enc_cls_by_seed():
 
 
 def test_secondary_metrics_are_columns_and_the_confusion_matrix_is_left_out():
-  rows = summary.summarize(_paired_results())
+  rows = table_rows.summarize(_paired_results())
   assert "confusion" not in rows[0]["metrics"]
   text = report.results_markdown("mosi", rows)
   assert "| Test bal. acc. % | Test answered positive % |" in text
@@ -172,7 +177,7 @@ def test_secondary_metrics_are_columns_and_the_confusion_matrix_is_left_out():
 def test_test_selected_runs_are_labelled_everywhere_and_kept_apart():
   label = "selected on test: optimistic, not a result"
   results = _paired_results() + _paired_results(select_on="test")[3:6]  # cm_stew on test
-  rows = summary.summarize(results)
+  rows = table_rows.summarize(results)
   selected = [row for row in rows if row["protocol"] == label]
   assert [row["method"] for row in selected] == ["cm_stew"]
   assert selected[0]["seeds"] == 3  # not mixed with the validation-selected cm_stew
@@ -180,23 +185,23 @@ def test_test_selected_runs_are_labelled_everywhere_and_kept_apart():
   assert "no Encoder + Classifier row with the same protocol" in selected[0]["paired"]["note"]
   text = report.results_markdown("mosi", rows)
   assert text.splitlines()[0].endswith(f"({label})")
-  table_rows = [line for line in text.splitlines() if line.startswith("| sentiment |")]
-  assert sum(label in line for line in table_rows) == 1
-  assert sum("| selected on validation |" in line for line in table_rows) == 3
+  lines = [line for line in text.splitlines() if line.startswith("| sentiment |")]
+  assert sum(label in line for line in lines) == 1
+  assert sum("| selected on validation |" in line for line in lines) == 3
   lines = list(csv.DictReader(io.StringIO(report.results_csv(rows))))
   assert [line["protocol"] for line in lines].count(label) == 1
   # Validation-selected rows alone: no label in the title.
-  plain = report.results_markdown("mosi", summary.summarize(_paired_results()))
+  plain = report.results_markdown("mosi", table_rows.summarize(_paired_results()))
   assert label not in plain
 
 
 def test_no_validation_protocol_is_shown_and_has_no_val_cells():
   results = [_results("enc_cls", None, "audio", 0, _classification(0.6), None, (0, 30),
                       validation="none")]
-  results[0]["weak_model"]["val"] = None
-  (row,) = summary.summarize(results)
+  results[0]["weak_model"]["validation"] = None
+  (row,) = table_rows.summarize(results)
   assert row["protocol"] == "no validation split: fixed epochs, last epoch"
-  assert row["metrics"]["accuracy"]["val"] is None
+  assert row["metrics"]["accuracy"]["validation"] is None
   text = report.results_markdown("mosi", [row])
   assert "| 60.0 | 61.0 | 60.0 | 60.0 | - | - |" in text
 
@@ -206,23 +211,23 @@ def test_bootstrap_interval_from_predictions_pooled_over_seeds():
   # Both seeds: clip 0 right, clip 1 wrong. Resamples give 100 %, 50 % or 0 %: CI [0, 100].
   run = {"test_clip": np.array([0, 1], np.int32), "test_label": np.array([1.0, 1.0], np.float32),
          "test_score": np.array([0.9, 0.2], np.float32)}
-  (row,) = summary.summarize(results, [run, run])
+  (row,) = table_rows.summarize(results, [run, run])
   assert (row["interval"]["low"], row["interval"]["high"]) == (0.0, 100.0)
   assert "| [0.0, 100.0] |" in report.results_markdown("mosi", [row])
-  (missing,) = summary.summarize(results, [run, None])
+  (missing,) = table_rows.summarize(results, [run, None])
   assert missing["interval"] == {"note": "no predictions.npz in 1 of 2 runs"}
   assert "no predictions.npz in 1 of 2 runs" in report.results_markdown("mosi", [missing])
 
 
 def test_baseline_rows_are_computed_and_tabulated():
-  rows = summary.baseline_rows(_mosi_audio_baselines())
+  rows = table_rows.baseline_rows(_mosi_audio_baselines())
   assert [row["method"] for row in rows] == ["trivial", "linear_probe"]
   trivial = rows[0]
   # Train is 60 % negative: always "negative" scores 285 / 752 on test.
   assert trivial["metrics"]["accuracy"]["test"] == pytest.approx((100 * 285 / 752, None))
   assert trivial["metrics"]["positive_rate"]["test"] == (0.0, None)
   assert trivial["interval"]["low"] < 100 * 285 / 752 < trivial["interval"]["high"]
-  text = report.results_markdown("mosi", rows + summary.summarize(_paired_results()))
+  text = report.results_markdown("mosi", rows + table_rows.summarize(_paired_results()))
   assert "| sentiment | Trivial baseline | audio | - | 37.9 | - |" in text
   assert "| sentiment | Linear probe | audio | - |" in text
   assert "always \"negative\" (the train split's majority)" in text
@@ -237,10 +242,10 @@ def test_regression_rows_pair_on_ccc():
     return {"ccc": ccc, "pearson_r": ccc + 0.1, "mae": 0.2, "rmse": 0.3}
   results = [_results(method, "audio" if method == "cm_stew" else None, "video_appearance", seed,
                       regression(value), regression(0.4), (3, 4), dataset="recola",
-                      label="arousal")
+                      label="arousal", task="regression")
              for method, values in {"enc_cls": (0.50, 0.52), "cm_stew": (0.55, 0.56)}.items()
              for seed, value in enumerate(values)]
-  rows = {row["method"]: row for row in summary.summarize(results)}
+  rows = {row["method"]: row for row in table_rows.summarize(results)}
   paired = rows["cm_stew"]["paired"]
   assert paired["metric"] == "ccc" and paired["mean"] == pytest.approx(0.045)
   # Differences 0.05, 0.04: sd 0.00707, t(1) = 12.706: the interval holds 0.
@@ -263,6 +268,38 @@ def test_a_metric_missing_from_older_runs_is_left_out_of_the_row():
                    {"accuracy": 0.5, "f1_weighted": 0.5}, (0, 1))
   newer = _results("enc_cls", None, "audio", 1, _classification(0.7), _classification(0.6),
                    (0, 1))
-  (row,) = summary.summarize([older, newer])
+  (row,) = table_rows.summarize([older, newer])
   assert list(row["metrics"]) == ["accuracy", "f1_weighted"]
   assert row["metrics"]["accuracy"]["test"] == pytest.approx((60.0, math.sqrt(200)))
+
+
+def test_the_dropout_column_is_the_weak_encoders_and_none_for_a_classifier_alone():
+  results = [_results(method, None, "audio", 0, _classification(0.6), _classification(0.5),
+                      (0, 3), dropout=0.4) for method in ("cls_only", "enc_cls")]
+  rows = {row["method"]: row for row in table_rows.summarize(results)}
+  assert rows["enc_cls"]["dropout"] == [0.4] and rows["cls_only"]["dropout"] == []
+  assert rows["enc_cls"]["task"] == "classification"
+
+
+def test_dropout_chosen_on_validation_names_the_validation_split():
+  choices = {"recola_arousal_audio_enc_cls": {"metric": "ccc", "dropout": 0.3,
+                                              "split": "validation",
+                                              "values": {"0.2": 0.41, "0.3": 0.45}}}
+  text = report.dropout_markdown(choices)
+  assert text.startswith("## Dropout chosen on validation")
+  assert "| recola_arousal_audio_enc_cls | validation CCC | 0.410 | 0.450 |" in text
+
+
+def test_regression_baselines_take_their_interval_on_ccc_and_claim_no_positive_class():
+  rng = np.random.default_rng(4)
+
+  def split(count):
+    features = rng.normal(size=(count, 2))
+    labels = np.tanh(features[:, 0] + 0.5 * rng.normal(size=count))
+    return baselines.Segments(features, labels, np.arange(count) % 5)
+  rows = table_rows.baseline_rows({("recola", "arousal", "audio"): baselines.compute(
+      "regression", split(60), split(30), split(40))}, resamples=50)
+  assert [row["task"] for row in rows] == ["regression", "regression"]
+  lines = list(csv.DictReader(io.StringIO(report.results_csv(rows))))
+  assert [line["ci_metric"] for line in lines] == ["ccc", "ccc"]
+  assert "Always answering" not in report.results_markdown("recola", rows)

@@ -37,12 +37,12 @@ def _stages(dropout=0.1):
   moments = {m: (np.zeros(d), np.ones(d)) for m, d in DIMS.items()}
   teacher = models.build_encoder(DIMS["text"], 1, dropout, *moments["text"], "strong")
   stage1 = train_step.Stage("stage1", "text", teacher,
-                       models.build_classifier(models.LATENT_DIM, "classification", "strong"),
+                       models.build_classifier(models.LATENT_DIM, "classification", "strong", 0.3),
                        "classification")
   weak = models.build_encoder(DIMS["audio"], 1, dropout, *moments["audio"], "weak")
   stage2 = train_step.Stage(
       "stage2", "audio", weak,
-      models.build_classifier(models.LATENT_DIM, "classification", "weak"), "classification",
+      models.build_classifier(models.LATENT_DIM, "classification", "weak", 0.3), "classification",
       alignment=True, translation=True, teacher=teacher, strong_modality="text",
       decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
       strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0)

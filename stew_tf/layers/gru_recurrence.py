@@ -10,13 +10,9 @@ local derivatives at once, loops backwards only over what is truly sequential (t
 gradient and its products with the recurrent kernel), and leaves the recurrent kernel's gradient
 to products over all steps after the loop.
 
-Each gate has its own [U, U] block of the recurrent kernel in both loops: three products per step
-measured faster than one [U, 3U] product whose result is then split (a block fits a CPU's L2
-cache where the whole kernel may not), and no per-step split copies anything.
-
-Time-major shapes. (Both directions of a Bi-GRU in one loop, with one batched recurrent product
-per step, measured slower on 2 CPUs than two loops that run concurrently; see
-docs/performance.md.)
+Each gate has its own [U, U] block of the recurrent kernel in both loops, so that no per-step
+split copies anything. Time-major shapes; one direction per loop (a Bi-GRU runs two loops side
+by side). Why these choices, measured: docs/performance.md, "Levers measured".
 """
 
 import tensorflow as tf

@@ -9,12 +9,12 @@ class SequenceDropout(keras.layers.Dropout):
   """`keras.layers.Dropout` for a [B, T, C] sequence that takes B and T from `like`.
 
   Keras' Dropout draws its random numbers for `tf.shape(inputs)`, so TensorFlow can only start
-  drawing them once `inputs` exists. After a Bi-GRU that is a window of several milliseconds in
-  which one CPU draws numbers and the other has nothing to do (RECOLA's stage 2 on 2 CPUs). Here
-  B and T come from `like`, any tensor of the same batch and time sizes that exists earlier (the
-  model's mask input), and C from the static shape of `inputs`, so the numbers can be drawn
-  while the Bi-GRU runs. The numbers are the same as Keras' Dropout draws with the same seed
-  (the same stateless draw for the same shape), and the mask of `inputs` passes through.
+  drawing them once `inputs` exists: after a Bi-GRU, one CPU then draws numbers while the other
+  waits (measured: docs/performance.md, "Levers measured"). Here B and T come from `like`, any
+  tensor of the same batch and time sizes that exists earlier (the model's mask input), and C
+  from the static shape of `inputs`, so the numbers can be drawn while the Bi-GRU runs. The
+  numbers are the same as Keras' Dropout draws with the same seed (the same stateless draw for
+  the same shape), and the mask of `inputs` passes through.
 
   Args:
     rate, seed: as `keras.layers.Dropout` (`noise_shape` is not supported).

@@ -12,7 +12,9 @@ import numpy as np
 
 from stew_tf import metrics
 from stew_tf import paper
+from stew_tf import splits
 from stew_tf import stats
+from stew_tf import tasks
 
 TEST_SELECTION_LABEL = "selected on test: optimistic, not a result"
 NO_VALIDATION_LABEL = "no validation split: fixed epochs, last epoch"
@@ -64,34 +66,36 @@ def digits(metric):
   return 1 if METRICS[metric].percent else 3
 
 
-def primary_metric(names):
-  """The metric early stopping maximises, of the metric names a row has."""
-  return "accuracy" if "accuracy" in names else "ccc"
+def monitor(row):
+  """The metric that picks the epoch of a row's task: its primary metric (intervals, paired
+  differences)."""
+  return tasks.get(row["task"]).monitor
 
 
-def protocol_label(run_flags):
-  """How a run chose its epoch, from its results["flags"]; test selection is labelled."""
+def protocol_label(trainer):
+  """How a run chose its epoch, from results["config"]["trainer"]; test selection is labelled."""
   labels = []
-  if run_flags.get("select_on", "validation") == "test":
+  if trainer["select_on"] == splits.TEST:
     labels.append(TEST_SELECTION_LABEL)
-  if run_flags.get("validation", "split") == "none":
+  if trainer["validation"] == splits.VALIDATION_PROTOCOLS[1]:  # none: no split to select on
     labels.append(NO_VALIDATION_LABEL)
   return "; ".join(labels) or VALIDATION_LABEL
 
 
-def _point_metric(metric):
-  """f(labels, scores) of flat arrays for the bootstrap: accuracy or CCC."""
-  if metric == "accuracy":
-    return lambda labels, scores: metrics.binary_accuracy(labels, scores,
-                                                          np.ones(labels.shape, bool))
-  return lambda labels, scores: metrics.ccc(labels, scores, np.ones(labels.shape, bool))
+def _everywhere(point_metric):
+  return lambda labels, scores: point_metric(labels, scores, np.ones(labels.shape, bool))
+
+
+# f(labels, scores) of flat arrays, for the bootstrap of each task's monitored metric.
+_POINT_METRICS = {"accuracy": _everywhere(metrics.binary_accuracy),
+                  "ccc": _everywhere(metrics.ccc)}
 
 
 def bootstrap(metric, test_runs, resamples=RESAMPLES):
   """{"low", "high"} (display units) of the clip bootstrap, or {"note": why there is none}.
 
   Args:
-    metric: "accuracy" or "ccc".
+    metric: a task's monitor ("accuracy" or "ccc").
     test_runs: per seed, predictions.npz contents (test_clip, test_label, test_score) or None.
     resamples: bootstrap resamples.
   """
@@ -100,7 +104,7 @@ def bootstrap(metric, test_runs, resamples=RESAMPLES):
     return {"note": f"no {PREDICTIONS_FILE} in {missing} of {len(test_runs)} runs"}
   triples = [(run["test_clip"], run["test_label"], run["test_score"]) for run in test_runs]
   try:
-    result = stats.bootstrap_interval(_point_metric(metric), triples, resamples)
+    result = stats.bootstrap_interval(_POINT_METRICS[metric], triples, resamples)
   except ValueError as error:
     return {"note": str(error)}
   return {"low": display(metric, result["low"]), "high": display(metric, result["high"])}
@@ -114,16 +118,23 @@ def _split_values(results, split, metric):
 
 def _row_metrics(results, paper_cell):
   # Metrics every run has (results.json from older versions have fewer).
-  names = [m for m in METRICS if all(m in r["weak_model"]["test"] for r in results)]
+  names = [m for m in METRICS if all(m in r["weak_model"][splits.TEST] for r in results)]
   row_metrics = {}
   for metric in names:
-    val = _split_values(results, "val", metric)
+    validation = _split_values(results, splits.VALIDATION, metric)
     row_metrics[metric] = {
-        "test": stats.mean_std(_split_values(results, "test", metric)),
-        "val": val and stats.mean_std(val), "paper": paper_cell.get(metric),
-        "per_seed": {r["seed"]: display(metric, r["weak_model"]["test"][metric])
+        splits.TEST: stats.mean_std(_split_values(results, splits.TEST, metric)),
+        splits.VALIDATION: validation and stats.mean_std(validation),
+        "paper": paper_cell.get(metric),
+        "per_seed": {r["seed"]: display(metric, r["weak_model"][splits.TEST][metric])
                      for r in results}}
   return row_metrics
+
+
+def _dropouts(results):
+  """The weak encoders' dropouts of a row's runs (none for a classifier on raw features)."""
+  encoders = [r["config"]["student"]["encoder"] for r in results]
+  return sorted({encoder["dropout"] for encoder in encoders if encoder})
 
 
 def _row_order(key):
@@ -135,50 +146,51 @@ def _row_order(key):
 def summarize(results, predictions=None, resamples=RESAMPLES):
   """One row per (dataset, label, method, strong, weak, protocol) of results.json dicts.
 
-  Each row holds the number of seeds, per weak-model metric the mean and std (ddof = 1) over
-  seeds on test and validation (in display units: % or fraction), the per-seed test values and
-  the paper's value; the mean epochs per stage, the dropouts, the paper's table, the bootstrap
-  interval of the primary metric (`interval`) and, for transfer rows, the paired difference to
-  the enc_cls row of the same weak modality and protocol (`paired`). Rows follow the paper.
+  Each row holds its task, the number of seeds, per weak-model metric the mean and std
+  (ddof = 1) over seeds on test and validation (in display units: % or fraction), the per-seed
+  test values and the paper's value; the mean epochs per stage, the weak encoders' dropouts, the
+  paper's table, the bootstrap interval of the task's monitored metric (`interval`) and, for
+  transfer rows, the paired difference to the enc_cls row of the same weak modality and protocol
+  (`paired`). Rows follow the paper.
 
   Args:
-    results: results.json dicts.
+    results: results.json dicts (their settings under "config").
     predictions: per result, its predictions.npz contents or None (no interval then).
     resamples: bootstrap resamples.
   """
   predictions = predictions or [None] * len(results)
   groups = {}
   for result, prediction in zip(results, predictions):
-    key = tuple(result[k] for k in KEY_FIELDS) + (protocol_label(result["flags"]),)
+    key = (tuple(result[k] for k in KEY_FIELDS)
+           + (protocol_label(result["config"]["trainer"]),))
     groups.setdefault(key, []).append((result, prediction))
   rows = []
   for key in sorted(groups, key=_row_order):
     runs = [result for result, _ in groups[key]]
     paper_cell = paper.PAPER.get(key[:5], {})
-    row_metrics = _row_metrics(runs, paper_cell)
-    primary = primary_metric(row_metrics)
+    task = runs[0]["config"]["data"]["task"]  # the label's: one per row
     rows.append({
-        **dict(zip(KEY_FIELDS, key)), "protocol": key[5], "kind": "model",
-        "seeds": len(runs), "metrics": row_metrics,
+        **dict(zip(KEY_FIELDS, key)), "protocol": key[5], "kind": "model", "task": task,
+        "seeds": len(runs), "metrics": _row_metrics(runs, paper_cell),
         "epochs": {stage: statistics.fmean(r["epochs"][stage] for r in runs)
                    for stage in ("stage1", "stage2")},
-        "dropout": sorted({r["flags"]["dropout"] for r in runs}),
+        "dropout": _dropouts(runs),
         "paper_table": paper_cell.get("table"),
-        "interval": bootstrap(primary, [p for _, p in groups[key]], resamples),
+        "interval": bootstrap(tasks.get(task).monitor, [p for _, p in groups[key]], resamples),
         "paired": None})
   _add_paired_differences(rows)
   return rows
 
 
 def _add_paired_differences(rows):
-  """Sets each transfer row's `paired`: its primary metric minus enc_cls's, paired by seed."""
+  """Sets each transfer row's `paired`: its monitored metric minus enc_cls's, paired by seed."""
   references = {(r["dataset"], r["label"], r["weak"], r["protocol"]): r
                 for r in rows if r["method"] == "enc_cls"}
   for row in rows:
     if row["method"] not in TRANSFER_METHODS:
       continue
     reference = references.get((row["dataset"], row["label"], row["weak"], row["protocol"]))
-    metric = primary_metric(row["metrics"])
+    metric = monitor(row)
     if reference is None or metric not in reference["metrics"]:
       row["paired"] = {"note": "no Encoder + Classifier row with the same protocol to pair with"}
       continue
@@ -199,15 +211,18 @@ def baseline_rows(computed, resamples=RESAMPLES):
   for (dataset, label, weak), found in sorted(computed.items()):
     for baseline in found:
       names = [m for m in METRICS if m in baseline.test]
-      row_metrics = {m: {"test": (display(m, baseline.test[m]), None),
-                         "val": (display(m, baseline.val[m]), None), "paper": None}
+      row_metrics = {m: {splits.TEST: (display(m, baseline.test[m]), None),
+                         splits.VALIDATION: (display(m, baseline.validation[m]), None),
+                         "paper": None}
                      for m in names}
       clips, labels, scores = baseline.test_run
       run = {"test_clip": clips, "test_label": labels, "test_score": scores}
       rows.append({
           "dataset": dataset, "label": label, "method": baseline.kind, "strong": None,
-          "weak": weak, "protocol": BASELINE_PROTOCOL, "kind": "baseline", "seeds": None,
-          "metrics": row_metrics, "epochs": None, "dropout": [], "paper_table": None,
-          "interval": bootstrap(primary_metric(names), [run], resamples), "paired": None,
+          "weak": weak, "protocol": BASELINE_PROTOCOL, "kind": "baseline",
+          "task": baseline.task, "seeds": None, "metrics": row_metrics, "epochs": None,
+          "dropout": [], "paper_table": None,
+          "interval": bootstrap(tasks.get(baseline.task).monitor, [run], resamples),
+          "paired": None,
           "description": baseline.description, "test_labels": labels})
   return rows
