@@ -1,1 +1,1 @@
-"""TFDS builders of stew_tf, imported as `stew_datasets` by `stew_tf.builders` (never as `datasets`)."""
+"""TFDS builders of stew_tf, imported as `stew_datasets` by `stew_tf.tfds_builders` (never as `datasets`)."""

@@ -18,8 +18,6 @@ import resource
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -27,11 +25,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stew_tf import cli_flags
 from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import experiment
 from stew_tf import export
 from stew_tf import models
+from stew_tf import paper
+from stew_tf import tasks
 from stew_tf import train
 
 
@@ -42,28 +43,26 @@ class Shape:
   label: str
   strong: str
   weak: str
-  strong_gru_layers: int  # the paper's (Sec. IV-B), as stew_tf.config picks them
-  weak_gru_layers: int
   clips: int
   time: int  # padded length of every batch
   min_length: int  # clip lengths are drawn from [min_length, time]
 
 
 SHAPES = {
-    "mosi": Shape("mosi", "sentiment", "text", "audio", strong_gru_layers=1, weak_gru_layers=2,
-                  clips=32, time=63, min_length=12),
-    "recola": Shape("recola", "arousal", "audio", "video_geometric", strong_gru_layers=1,
-                    weak_gru_layers=2, clips=32, time=75, min_length=75),
+    "mosi": Shape("mosi", "sentiment", "text", "audio", clips=paper.BATCH_SIZE, time=63,
+                  min_length=12),
+    "recola": Shape("recola", "arousal", "audio", "video_geometric", clips=paper.BATCH_SIZE,
+                    time=75, min_length=75),
 }
 
 
 def config_of(shape, workdir):
-  """The default cm_stew configuration of `shape`, parsed as stew_tf.main would parse it."""
-  return config_lib.parse([
+  """The default cm_stew configuration of `shape` (the paper's architecture: Sec. IV-B), parsed
+  as stew_tf.main would parse it."""
+  return cli_flags.parse([
       "bench", f"--dataset={shape.dataset}", f"--label={shape.label}", f"--strong={shape.strong}",
-      f"--weak={shape.weak}", "--method=cm_stew", f"--batch_size={shape.clips}",
-      f"--strong_gru_layers={shape.strong_gru_layers}",
-      f"--weak_gru_layers={shape.weak_gru_layers}", "--epochs=1", f"--workdir={workdir}"])
+      f"--weak={shape.weak}", "--method=cm_stew", f"--batch_size={shape.clips}", "--epochs=1",
+      f"--workdir={workdir}"])
 
 
 def random_batch(shape, seed=0):
@@ -76,10 +75,7 @@ def random_batch(shape, seed=0):
   for modality in (shape.strong, shape.weak):
     values = rng.normal(size=(shape.clips, shape.time, spec.modalities[modality]))
     features[modality] = tf.constant(values * mask[..., None], tf.float32)
-  if spec.task == "classification":
-    labels = rng.integers(0, 2, size=mask.shape)
-  else:
-    labels = rng.uniform(-1.0, 1.0, size=mask.shape)
+  labels = tasks.get(spec.task_of(shape.label)).random_labels(rng, mask.shape)
   return {"features": features, "labels": tf.constant(labels * mask, tf.float32),
           "mask": tf.constant(mask)}
 
@@ -167,10 +163,11 @@ def stage_trainers(shape, batch, workdir):
   spec = data.get_spec(shape.dataset)
   modalities = {m: spec.modalities[m] for m in (shape.strong, shape.weak)}
   config = config_of(shape, workdir)
-  return {stage.name: train.StageTrainer(stage, modalities, config.learning_rate,
-                                         os.path.join(workdir, stage.name), seed=config.seed,
-                                         epochs=config.epochs, patience=config.patience,
-                                         jit_compile=config.jit_compile)
+  trainer = config.trainer
+  return {stage.name: train.StageTrainer(stage, modalities, trainer.learning_rate,
+                                         os.path.join(workdir, stage.name), seed=trainer.seed,
+                                         epochs=trainer.epochs, patience=trainer.patience,
+                                         jit_compile=config.numerics.jit_compile)
           for stage in experiment.build_stages(config, split_of(batch, modalities))}
 
 
@@ -183,7 +180,7 @@ def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max
   result = {
       "strong": f"{shape.strong} ({spec.modalities[shape.strong]}-d)",
       "weak": f"{shape.weak} ({spec.modalities[shape.weak]}-d)",
-      "task": spec.task, "clips": shape.clips, "padded_time": shape.time,
+      "task": spec.task_of(shape.label), "clips": shape.clips, "padded_time": shape.time,
       "real_segments": int(batch["mask"].numpy().sum()),
   }
   trainers = stage_trainers(shape, batch, workdir)

@@ -8,11 +8,14 @@ real segments, always right-padded so that the GRUs can take the cuDNN path) and
 import dataclasses
 import os
 
+from google.protobuf import json_format
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import paper
+from stew_tf import tasks
+from stew_tf import tfds_builders
 
 
 class DataError(Exception):
@@ -24,71 +27,66 @@ class DatasetSpec:
   """What stew_tf needs to know about one dataset beyond its TFDS features."""
   builder: str  # folder under datasets/
   config: str | None  # TFDS builder config; None: the config is named after --label
-  modalities: dict  # name -> feature dimension
   labels: tuple  # target names; the first is the default --label
-  task: str  # "classification" or "regression"
+  task: str  # a row of tasks.py
   needs_files: bool  # real data: placed in --manual_dir or fetched with --download
   learning_rate: float  # default --learning_rate (the paper's for real data)
   epochs: int  # default --epochs
-  single_gru_layer: tuple = ()  # (modality, label or None) pairs whose encoder has 1 Bi-GRU layer
-  # Per-label exceptions to `task`, and the value range of regression labels (default [-1, 1]).
+  paper_dataset: str | None  # whose architecture the paper's settings give (paper.py), if any
+  # Per-label exceptions to `task`, and the value range of regression labels (the task's default
+  # otherwise).
   label_tasks: tuple = ()  # (label, task) pairs
   label_ranges: tuple = ()  # (label, (low, high)) pairs
+  modalities: dict | None = None  # name -> feature dimension, read from the builder by get_spec
 
   def task_of(self, label):
-    """"classification" or "regression" for `label`."""
+    """The task (a tasks.TASKS key) of `label`."""
     return dict(self.label_tasks).get(label, self.task)
 
   def label_range(self, label):
     """(low, high) of a regression label; None for classification."""
-    if self.task_of(label) != "regression":
-      return None
-    return tuple(dict(self.label_ranges).get(label, (-1.0, 1.0)))
+    default = tasks.get(self.task_of(label)).default_label_range
+    return tuple(dict(self.label_ranges).get(label, default)) if default else None
 
 
 DATASETS = {
     "stew_synthetic": DatasetSpec(
-        builder="stew_synthetic", config="mosi_like",
-        modalities={"text": 100, "audio": 73, "video": 100},
-        labels=("sentiment",), task="classification", needs_files=False,
-        learning_rate=1e-3, epochs=25, single_gru_layer=(("text", None),)),
+        builder="stew_synthetic", config="mosi_like", labels=("sentiment",),
+        task="classification", needs_files=False, learning_rate=1e-3, epochs=25,
+        paper_dataset="mosi"),
     "stew_synthetic/recola_like": DatasetSpec(
-        builder="stew_synthetic", config="recola_like",
-        modalities={"audio": 88, "video_appearance": 168, "video_geometric": 632},
-        labels=("arousal", "valence"), task="regression", needs_files=False,
-        learning_rate=1e-3, epochs=25, single_gru_layer=(("audio", None),)),
-    # Paper, Sec. IV-B: one Bi-GRU layer for the MOSI text model and the RECOLA audio models.
+        builder="stew_synthetic", config="recola_like", labels=("arousal", "valence"),
+        task="regression", needs_files=False, learning_rate=1e-3, epochs=25,
+        paper_dataset="recola"),
     # sentiment: binary (score >= 0); sentiment_score: the annotators' mean score in [-3, 3].
     "mosi": DatasetSpec(
-        builder="mosi", config=None,
-        modalities={"text": 100, "audio": 73, "video": 100},
-        labels=("sentiment", "sentiment_score"), task="classification", needs_files=True,
-        learning_rate=1e-4, epochs=100, single_gru_layer=(("text", None),),
-        label_tasks=(("sentiment_score", "regression"),),
+        builder="mosi", config=None, labels=("sentiment", "sentiment_score"),
+        task="classification", needs_files=True, learning_rate=paper.LEARNING_RATE["mosi"],
+        epochs=100, paper_dataset="mosi", label_tasks=(("sentiment_score", "regression"),),
         label_ranges=(("sentiment_score", (-3.0, 3.0)),)),
     "recola": DatasetSpec(
-        builder="recola", config="label",
-        modalities={"audio": 88, "video_appearance": 168, "video_geometric": 632},
-        labels=("arousal", "valence"), task="regression", needs_files=True,
-        learning_rate=1e-5, epochs=100, single_gru_layer=(("audio", None),)),
+        builder="recola", config="label", labels=("arousal", "valence"), task="regression",
+        needs_files=True, learning_rate=paper.LEARNING_RATE["recola"], epochs=100,
+        paper_dataset="recola"),
     # Your own clips (datasets/clips, docs/own_data.md): a placeholder; get_spec reads the real
     # modalities, task and label range from --manual_dir/spec.json. Defaults (our choice): the
     # learning rate and epochs that train the small synthetic data; early stopping ends sooner.
     "clips": DatasetSpec(
-        builder="clips", config=None, modalities={}, labels=("label",), task="classification",
-        needs_files=True, learning_rate=1e-3, epochs=50),
+        builder="clips", config=None, labels=("label",), task="classification",
+        needs_files=True, learning_rate=1e-3, epochs=50, paper_dataset=None),
 }
 
 
 def get_spec(dataset, manual_dir=None):
-  """The DatasetSpec of `dataset`; for "clips", read from `manual_dir`/spec.json."""
+  """The DatasetSpec of `dataset`, its modalities read from its builder; for "clips", the
+  modalities, task and label range come from `manual_dir`/spec.json."""
   if dataset not in DATASETS:
     raise DataError(f"--dataset={dataset} is not a dataset; choose one of: "
                     f"{', '.join(sorted(DATASETS))}")
   spec = DATASETS[dataset]
+  module = tfds_builders.builder_module(spec.builder)
   if spec.builder != "clips":
-    return spec
-  module = builders.builder_module("clips")
+    return dataclasses.replace(spec, modalities=module.modality_dims(spec.config))
   try:
     clips = module.read_spec(_clips_dir(manual_dir))
   except (FileNotFoundError, ValueError) as error:
@@ -115,16 +113,16 @@ def builder_config_name(spec, label):
 def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False):
   """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed."""
   spec = get_spec(dataset, manual_dir)
-  builder_cls = builders.builder_class(spec.builder)
+  builder_cls = tfds_builders.builder_class(spec.builder)
   if spec.builder == "clips":
     # The config (named by a hash of the folder's files) is prepared once per folder content.
     try:
-      config = builders.builder_module("clips").config_from_dir(_clips_dir(manual_dir))
+      config = tfds_builders.builder_module("clips").config_from_dir(_clips_dir(manual_dir))
     except (FileNotFoundError, ValueError) as error:
       raise DataError(f"--dataset=clips: {error}") from error
   else:
     config = builder_config_name(spec, label)
-  builder = builder_cls(config=config, data_dir=os.path.expanduser(data_dir) if data_dir else None)
+  builder = _construct(builder_cls, config, os.path.expanduser(data_dir) if data_dir else None)
   if builder.is_prepared():
     return builder
   if spec.needs_files and not download and spec.builder != "clips":
@@ -140,9 +138,21 @@ def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False)
   return builder
 
 
+def _construct(builder_cls, config, data_dir):
+  """The builder; a damaged dataset_info.json of its prepared data is named (one line)."""
+  try:
+    return builder_cls(config=config, data_dir=data_dir)
+  except json_format.Error:
+    folder = os.path.join(data_dir or tfds.core.constants.DATA_DIR, builder_cls.name,
+                          getattr(config, "name", config))
+    raise DataError(f"the prepared data in {folder} is damaged (its dataset_info.json cannot be "
+                    f"read); delete the folder {folder} and rerun the same command: the dataset "
+                    "is prepared again") from None
+
+
 def _check_manual_dir(dataset, spec, builder, manual_dir):
   """Fails early, before TFDS would fall back to a download, when files are missing."""
-  module = builders.builder_module(spec.builder)
+  module = tfds_builders.builder_module(spec.builder)
   if not manual_dir:
     raise DataError(
         f"--dataset={dataset} is not prepared in {builder.data_dir} yet. Place its files in a "
@@ -188,7 +198,9 @@ def _add_mask(batch):
 
 
 def load_split(builder, split, modalities, label, batch_size):
-  """Loads `split` of a prepared builder with the given modalities and target."""
+  """Loads `split` of a prepared builder with the given modalities and target. It is read once
+  here, which fills the in-memory cache that every later pass reads, so that a damaged file of
+  the prepared data is named before anything trains."""
   ds = builder.as_dataset(split=split, shuffle_files=False)
 
   def select(example):
@@ -197,7 +209,31 @@ def load_split(builder, split, modalities, label, batch_size):
             "length": tf.shape(example[label])[0]}
 
   ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+  try:
+    ds.reduce(np.int64(0), lambda count, _: count + 1)
+  except tf.errors.OpError as error:
+    raise _damaged_file_error(builder, split, error) from None
   return Split(ds, builder.info.splits[split].num_examples, tuple(modalities), batch_size)
+
+
+def _damaged_file_error(builder, split, error):
+  """A DataError naming the file of `split` that is missing, unreadable or short of examples,
+  and the folder to delete; `error` itself when every file reads whole."""
+  remedy = (f"delete the folder {builder.data_dir} and rerun the same command: the dataset is "
+            "prepared again")
+  for shard in builder.info.splits[split].file_instructions:
+    if not tf.io.gfile.exists(shard.filename):
+      return DataError(f"prepared data file {shard.filename} is missing; {remedy}")
+    try:
+      examples = int(tf.data.TFRecordDataset(shard.filename).reduce(
+          np.int64(0), lambda count, _: count + 1))
+    except tf.errors.OpError:
+      return DataError(f"prepared data file {shard.filename} is damaged (truncated or "
+                       f"corrupted); {remedy}")
+    if examples != shard.examples_in_shard:
+      return DataError(f"prepared data file {shard.filename} holds {examples} examples instead "
+                       f"of {shard.examples_in_shard} (truncated); {remedy}")
+  return error
 
 
 def batch_signature(modalities):

@@ -16,6 +16,8 @@ from stew_tf import evaluation
 from stew_tf import export
 from stew_tf import listeners
 from stew_tf import models
+from stew_tf import records
+from stew_tf import splits
 from stew_tf import teachers
 from stew_tf import train
 from stew_tf import train_step
@@ -27,21 +29,24 @@ class ConfigError(Exception):
 
 
 def prepare_data(config):
-  """The splits ({"train", "selection", "validation", "test"}) and the data's identity."""
-  builder = data.make_builder(config.dataset, config.label, config.data_dir, config.manual_dir,
-                              config.download)
-  modalities = [m for m in (config.strong, config.weak) if m]
+  """The splits ({"train", "validation", "test"} and "selection", the one that picks the epoch)
+  and the prepared data's record."""
+  runtime = config.runtime
+  builder = data.make_builder(config.data.dataset, config.data.label, runtime.data_dir,
+                              runtime.manual_dir, runtime.download)
 
   def load(split):
-    return data.load_split(builder, split, modalities, config.label, config.batch_size)
+    return data.load_split(builder, split, config.modalities, config.data.label,
+                           config.trainer.batch_size)
 
-  if config.validation == "none":
-    splits = {"train": load("train+validation"), "validation": None}
+  trainer = config.trainer
+  if trainer.validation == "none":
+    loaded = {splits.TRAIN: load(f"{splits.TRAIN}+{splits.VALIDATION}"), splits.VALIDATION: None}
   else:
-    splits = {"train": load("train"), "validation": load("validation")}
-  splits["test"] = load("test")
-  splits["selection"] = splits["test"] if config.select_on == "test" else splits["validation"]
-  return splits, data_record(builder)
+    loaded = {splits.TRAIN: load(splits.TRAIN), splits.VALIDATION: load(splits.VALIDATION)}
+  loaded[splits.TEST] = load(splits.TEST)
+  loaded["selection"] = loaded[trainer.select_on]
+  return loaded, data_record(builder)
 
 
 def data_record(builder):
@@ -60,11 +65,11 @@ def data_record(builder):
 
 def check_dcca_batches(config, train_split):
   """Stops before training when a batch can hold too few segments for DCCA's covariances."""
-  if not config.method_info.alignment:
+  if not config.alignment:
     return
   lengths = np.sort([int(example["length"])
                      for example in train_split.dataset.as_numpy_iterator()])
-  size = config.batch_size
+  size = config.trainer.batch_size
   smallest_batch = len(lengths) % size or size  # the last batch of an epoch, or a full one
   fewest = int(lengths[:smallest_batch].sum())
   if fewest <= models.LATENT_DIM:
@@ -75,83 +80,94 @@ def check_dcca_batches(config, train_split):
         f"--batch_size, or --method=no_lfa")
 
 
-def _encoder(config, modality, gru_layers, dropout, train_split, name, identity=False):
+def _encoder(config, modality, encoder, train_split, name):
+  """`encoder` (a config.Encoder) for `modality`; None: input normalisation only."""
   dim = config.spec.modalities[modality]
   mean, variance = train_split.feature_moments(modality)
-  if identity:
+  if encoder is None:
     return models.build_identity_encoder(dim, mean, variance, name)
-  return models.build_encoder(dim, gru_layers, dropout, mean, variance, name)
+  return models.build_encoder(dim, encoder.gru_layers, encoder.dropout, mean, variance, name)
 
 
 def _strong_normalizer(config, train_split):
   """The decoder's target: the strong features standardised with training-split moments."""
-  normalizer = models.build_normalizer(*train_split.feature_moments(config.strong), "strong")
+  target = config.translation.target
+  normalizer = models.build_normalizer(*train_split.feature_moments(target), "strong")
   # Built now, eagerly: built inside the traced step its constants would belong to that graph.
-  normalizer.build((None, None, config.spec.modalities[config.strong]))
+  normalizer.build((None, None, config.spec.modalities[target]))
   return normalizer
 
 
 def build_stages(config, train_split):
-  """The stages that `config.method` trains, in order (models built, weights fresh)."""
-  method, task = config.method_info, config.task
-  label_range = config.spec.label_range(config.label)
+  """The stages that `config` trains, in order (models built, weights fresh)."""
+  task = config.data.task
+  label_range = config.spec.label_range(config.data.label)
   stages, teacher = [], None
-  if method.trains_teacher:
-    teacher = _encoder(config, config.strong, config.strong_gru_layers, config.strong_dropout,
-                       train_split, "strong")
+  if config.teacher:
+    teacher = _encoder(config, config.teacher.modality, config.teacher.encoder, train_split,
+                       "strong")
     stages.append(train_step.Stage(
-        name="stage1", modality=config.strong, encoder=teacher, task=task,
+        name="stage1", modality=config.teacher.modality, encoder=teacher, task=task,
         classifier=models.build_classifier(models.LATENT_DIM, task, "strong",
-                                           config.classifier_dropout, label_range)))
-  encoder = _encoder(config, config.weak, config.weak_gru_layers, config.dropout, train_split,
-                     "weak", identity=method.identity_encoder)
+                                           config.teacher.classifier_dropout, label_range)))
+  student = config.student
+  encoder = _encoder(config, student.modality, student.encoder, train_split, "weak")
   latent_dim = encoder.outputs[0].shape[-1]
-  strong_dim = config.spec.modalities[config.strong] if method.uses_strong else None
+  alignment, translation = config.alignment, config.translation
   stages.append(train_step.Stage(
-      name="stage2" if method.uses_strong else "stage1", modality=config.weak, encoder=encoder,
-      classifier=models.build_classifier(latent_dim, task, "weak", config.classifier_dropout,
+      name="stage2" if config.strong else "stage1", modality=student.modality, encoder=encoder,
+      classifier=models.build_classifier(latent_dim, task, "weak", student.classifier_dropout,
                                          label_range),
-      task=task, alignment=method.alignment, translation=method.translation,
-      teacher=teacher if method.alignment else None, strong_modality=config.strong,
-      decoder=(models.build_decoder(latent_dim, strong_dim, config.decoder_units,
-                                    config.decoder_layers, "weak")
-               if method.translation else None),
-      strong_normalizer=(_strong_normalizer(config, train_split) if method.translation
-                         else None),
-      alpha=config.alpha, beta=config.beta, dcca_r1=config.dcca_r1, dcca_r2=config.dcca_r2))
+      task=task, alignment=bool(alignment), translation=bool(translation),
+      teacher=teacher if alignment else None, strong_modality=config.strong,
+      decoder=(models.build_decoder(latent_dim, config.spec.modalities[translation.target],
+                                    translation.decoder_units, translation.decoder_layers, "weak")
+               if translation else None),
+      strong_normalizer=_strong_normalizer(config, train_split) if translation else None,
+      alpha=alignment.alpha if alignment else 0.0, beta=translation.beta if translation else 0.0,
+      dcca_r1=alignment.r1 if alignment else 0.0, dcca_r2=alignment.r2 if alignment else 0.0))
   return stages
 
 
-def _trainer(config, stage, state_dir, tensorboard_dir, strategy, budget, log):
-  modalities = {m: config.spec.modalities[m] for m in (config.strong, config.weak) if m}
-  selection_name = "test_selection" if config.select_on == "test" else "validation"
-  console_name = "test (selection)" if config.select_on == "test" else "val"
+def _trainer(config, stage, trainer, state_dir, tensorboard_dir, strategy, budget, log):
+  """The StageTrainer of `stage` with `trainer` (a config.Trainer: the teacher's or the
+  student's settings)."""
+  modalities = {m: config.spec.modalities[m] for m in config.modalities}
+  selection = splits.selection_name(trainer.select_on)
   return train.StageTrainer(
-      stage, modalities, config.learning_rate, state_dir, seed=config.seed,
-      epochs=config.epochs, patience=config.patience, budget=budget, strategy=strategy,
-      jit_compile=config.jit_compile,
-      listeners=[listeners.Progress(), listeners.ConsoleLog(log, console_name),
-                 listeners.TensorBoardLog(tensorboard_dir, config.learning_rate,
-                                          selection_name)])
+      stage, modalities, trainer.learning_rate, state_dir, seed=trainer.seed,
+      epochs=trainer.epochs, patience=trainer.patience, budget=budget, strategy=strategy,
+      jit_compile=config.numerics.jit_compile,
+      listeners=[listeners.Progress(), listeners.ConsoleLog(log, selection),
+                 listeners.TensorBoardLog(tensorboard_dir, trainer.learning_rate, selection)])
 
 
-def _train_stages(config, stages, splits, record, strategy, log):
-  """Fits every stage (the teacher through the shared cache); returns {stage name: trainer}."""
-  budget = train.StepBudget(config.stop_after_steps)
+def _with_batch_size(loaded, batch_size):
+  return {name: split and dataclasses.replace(split, batch_size=batch_size)
+          for name, split in loaded.items()}
+
+
+def _train_stages(config, stages, loaded, data_identity, strategy, log):
+  """Fits every stage (the teacher through the shared cache, with its own trainer settings);
+  returns ({stage name: trainer}, {stage name: done marker})."""
+  budget = train.StepBudget(config.runtime.stop_after_steps)
   trainers, done = {}, {}
   for stage in stages:
-    folders = [os.path.join(config.workdir, kind, stage.name)
+    folders = [os.path.join(config.runtime.workdir, kind, stage.name)
                for kind in ("checkpoints", "tensorboard")]
-    place = contextlib.nullcontext()
+    place, trainer_config, stage_splits = contextlib.nullcontext(), config.trainer, loaded
     if stage is not stages[-1]:  # the teacher: kept in the shared cache, locked while trained
-      place = teachers.Entry(config.teacher_cache, teachers.identity(config, record), log)
+      trainer_config = config.teacher.trainer
+      stage_splits = _with_batch_size(loaded, trainer_config.batch_size)
+      place = teachers.Entry(config.runtime.teacher_cache,
+                             config.teacher_identity(data_identity), log)
     with place as entry:
       if entry is not None:
         log(f"[stage1] teacher: {entry.directory}")
         for link, target in zip(folders, (entry.checkpoint_dir, entry.tensorboard_dir)):
           _link(target, link)
-      trainer = _trainer(config, stage, *folders, strategy, budget, log)
-      done[stage.name] = trainer.fit(splits["train"], splits["selection"], log)
+      trainer = _trainer(config, stage, trainer_config, *folders, strategy, budget, log)
+      done[stage.name] = trainer.fit(stage_splits[splits.TRAIN], stage_splits["selection"], log)
     trainers[stage.name] = trainer
   return trainers, done
 
@@ -170,7 +186,7 @@ def run_experiment(config, log=print):
   The workdir is locked for the whole run; its record must match `config` (workdir.py).
   """
   start = time.time()
-  lock = workdir_lib.lock_workdir(config.workdir)
+  lock = workdir_lib.lock_workdir(config.runtime.workdir)
   try:
     return _run_locked(config, log, start)
   finally:
@@ -178,27 +194,29 @@ def run_experiment(config, log=print):
 
 
 def _run_locked(config, log, start):
-  log(f"stew_tf: {config.method} on {config.dataset} ({config.label}); strong={config.strong} "
-      f"weak={config.weak}; workdir {config.workdir}")
-  set_threads(config.intra_op_threads, config.inter_op_threads)
-  if config.deterministic:
+  runtime, numerics = config.runtime, config.numerics
+  log(f"stew_tf: {config.method} on {config.data.dataset} ({config.data.label}); "
+      f"strong={config.strong} weak={config.student.modality}; workdir {runtime.workdir}")
+  set_threads(numerics.intra_op_threads, runtime.inter_op_threads)
+  if numerics.deterministic:
     tf.config.experimental.enable_op_determinism()
-  if config.mixed_precision:
+  if numerics.mixed_precision:
     keras.mixed_precision.set_global_policy("mixed_float16")
-  strategy = make_strategy(config.strategy)
-  splits, data_identity = prepare_data(config)
-  record = {**config.recorded(), **data_identity, "stew_tf_version": stew_tf.__version__}
-  workdir_lib.check_record(config.workdir, record, config.overwrite, log)
-  check_dcca_batches(config, splits["train"])
+  strategy = make_strategy(numerics.strategy)
+  loaded, data_identity = prepare_data(config)
+  workdir_lib.check_record(runtime.workdir, config.identity(data_identity), runtime.overwrite,
+                           log)
+  check_dcca_batches(config, loaded[splits.TRAIN])
   # Seeded after the data is prepared, so that preparing it changes no number of this run.
-  keras.utils.set_random_seed(config.seed)
+  keras.utils.set_random_seed(config.trainer.seed)
   with strategy.scope():
-    stages = build_stages(config, splits["train"])
-  trainers, done = _train_stages(config, stages, splits, data_identity, strategy, log)
-  results = _results(config, stages, trainers, done, splits, start)
+    stages = build_stages(config, loaded[splits.TRAIN])
+  trainers, done = _train_stages(config, stages, loaded, data_identity, strategy, log)
+  results = _results(config, stages, trainers, done, loaded, start)
   predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
-  results["export_dir"] = export.export_predictor(predictor, os.path.join(config.workdir, "export"))
-  workdir_lib.write_json(os.path.join(config.workdir, "results.json"), results)
+  results["export_dir"] = export.export_predictor(predictor,
+                                                  os.path.join(runtime.workdir, "export"))
+  records.write_json(os.path.join(runtime.workdir, "results.json"), results)
   log(summary_table(results))
   if results["degenerate"]:
     log(f"warning: the weak model {results['degenerate']['text']}: it has learnt (nearly) "
@@ -206,37 +224,40 @@ def _run_locked(config, log, start):
   return results
 
 
-def _results(config, stages, trainers, done, splits, start):
+def _results(config, stages, trainers, done, loaded, start):
   """results.json (also writes predictions.npz of the weak model)."""
-  sentiment = config.dataset == "mosi" and config.task == "regression"
+  # CMU-MOSI's sentiment score also gets the metrics that MOSI papers report (Acc-7, Acc-2, ...).
+  sentiment = (config.data.dataset, config.data.label) == ("mosi", "sentiment_score")
 
-  def predictions_of(stage):
-    return {name: trainers[stage.name].predict(splits[name]) for name in ("validation", "test")
-            if splits[name] is not None}
+  def predictions_of(stage, stage_splits):
+    return {name: trainers[stage.name].predict(stage_splits[name]) for name in splits.EVALUATED
+            if stage_splits[name] is not None}
 
   def metrics_of(predictions):
-    return {key: (evaluation.split_metrics(config.task, predictions[name], sentiment)
-                  if name in predictions else None)
-            for key, name in (("val", "validation"), ("test", "test"))}
+    return {name: (evaluation.split_metrics(config.data.task, predictions[name], sentiment)
+                   if name in predictions else None) for name in splits.EVALUATED}
 
-  weak = predictions_of(stages[-1])
-  np.savez(os.path.join(config.workdir, "predictions.npz"),
+  weak = predictions_of(stages[-1], loaded)
+  np.savez(os.path.join(config.runtime.workdir, "predictions.npz"),
            **{k: v for name, p in weak.items() for k, v in p.arrays(name).items()})
   teacher = stages[0] if len(stages) > 1 else None
   epochs = {"stage1": done["stage1"]["epochs"] if teacher else 0,
             "stage2": done[stages[-1].name]["epochs"]}
+  ranking = config.runtime.strong_ranking
+  trainer = config.trainer
   return {
-      "dataset": config.dataset, "label": config.label, "strong": config.strong,
-      "weak": config.weak, "method": config.method, "seed": config.seed,
-      "strong_choice": ({"auto": True, "ranking": config.strong_ranking}
-                        if config.strong_ranking else None),
-      "selected_on": config.select_on if config.validation == "split" else "none (last epoch)",
-      "flags": dataclasses.asdict(config),
-      "strong_model": metrics_of(predictions_of(teacher)) if teacher else None,
+      "dataset": config.data.dataset, "label": config.data.label, "strong": config.strong,
+      "weak": config.student.modality, "method": config.method, "seed": trainer.seed,
+      "strong_choice": {"auto": True, "ranking": ranking} if ranking else None,
+      "selected_on": trainer.select_on if trainer.validation == "split" else "none (last epoch)",
+      "config": config.as_dict(),
+      "strong_model": (metrics_of(predictions_of(
+          teacher, _with_batch_size(loaded, config.teacher.trainer.batch_size)))
+                       if teacher else None),
       "weak_model": metrics_of(weak),
       "epochs": epochs,
       "kept_epoch": {name: d["best_epoch"] for name, d in done.items()},
-      "degenerate": evaluation.degeneracy(config.task, weak["test"]),
+      "degenerate": evaluation.degeneracy(config.data.task, weak[splits.TEST]),
       "stew_tf_version": stew_tf.__version__,
       "wall_seconds": time.time() - start,
   }
@@ -289,9 +310,9 @@ def summary_table(results):
     if results[model] is None:
       continue
     modality = results["strong"] if model == "strong_model" else results["weak"]
-    for split in ("val", "test"):
+    for split in splits.EVALUATED:
       if results[model][split] is not None:
-        rows.append(f"  {model:<12} {modality:<17} {split:<5} "
+        rows.append(f"  {model:<12} {modality:<17} {split:<10} "
                     f"{_metric_text(results[model][split])}")
   selected = results["selected_on"]
   note = ("  SELECTED ON TEST: optimistic, not a result" if selected == "test" else

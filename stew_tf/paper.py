@@ -1,5 +1,6 @@
-"""The paper's reference numbers: the single source for the reproduce tables, the flagfile headers
-and the README (tests/test_paper.py checks that those agree with this module).
+"""The paper's settings and reference numbers: the single source for the defaults of stew_tf.main,
+the reproduce tables, the flagfile headers and the README (tests/test_paper.py checks that those
+agree with this module).
 
 Rajan, Brutti and Cavallaro, "Cross-Modal Knowledge Transfer via Inter-Modal Translation and
 Alignment for Affect Recognition": Tables II and IV (CMU-MOSI), III and V (RECOLA).
@@ -9,7 +10,27 @@ Alignment for Affect Recognition": Tables II and IV (CMU-MOSI), III and V (RECOL
 TABLES = {"mosi": "CMU-MOSI, paper Tables II and IV",
           "recola": "RECOLA (AVEC 2016), paper Tables III and V",
           "mosi_score": "CMU-MOSI continuous sentiment score (regression; not in the paper)"}
-DROPOUT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # paper, Sec. IV-B
+
+# Sec. IV-B: the training and architecture settings, stew_tf.main's defaults on the paper's data.
+DROPOUT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # tuned per model; the chosen values are not given
+BATCH_SIZE = 32
+CLASSIFIER_DROPOUT = 0.3  # between the classifier's two dense layers
+DCCA_R = 1e-3  # r1 = r2, the covariance regularisers of eq. 6-7
+LEARNING_RATE = {"mosi": 1e-4, "recola": 1e-5}  # Adam
+# The encoders with one Bi-GRU layer (all others have two), by the paper's dataset.
+SINGLE_GRU_LAYER = {"mosi": ("text",), "recola": ("audio",)}
+
+
+def encoder_gru_layers(paper_dataset, modality):
+  """Bi-GRU layers of `modality`'s encoder in the paper's setup for `paper_dataset` (or None)."""
+  return 1 if modality in SINGLE_GRU_LAYER.get(paper_dataset, ()) else 2
+
+
+def decoder_size(dataset, label, weak):
+  """(units, Bi-GRU layers) of the decoder: 500 x 1 for the RECOLA valence audio models, else
+  250 x 2 (the paper is silent on CMU-MOSI's width; 250 is our choice)."""
+  return (500, 1) if (dataset, label, weak) == ("recola", "valence", "audio") else (250, 2)
+
 
 # Row order and names of the paper's tables.
 METHOD_NAMES = {"cls_only": "Classifier", "enc_cls": "Encoder + Classifier",

@@ -13,7 +13,6 @@ result and the strong -> weak pairs to try: the best modality teaching each of t
 whose results.json exists (made with the same settings) is not trained again.
 """
 
-import json
 import os
 import pathlib
 import shlex
@@ -23,37 +22,48 @@ import sys
 from absl import app
 from absl import flags
 
-from stew_tf import builders
+import stew_tf
+from stew_tf import cli_flags
 from stew_tf import data
+from stew_tf import records
 from stew_tf import runner
-from stew_tf import workdir as workdir_lib
+from stew_tf import splits
+from stew_tf import tasks
+from stew_tf import tfds_builders
 
 MAIN_COMMAND = (sys.executable, "-m", "stew_tf.main")
 RANKING_FILE = "ranking.json"
 TABLE_FILE = "ranking.md"
 RECORD_FILE = "rank_args.json"
-# stew_tf.main flags passed on to every run.
-TRAINING_FLAGS = ("epochs", "batch_size", "learning_rate", "patience", "dropout", "data_dir",
-                  "manual_dir", "download")
 # Flags the ranking sets itself (or that would leak the test split into the ranking).
 _RESERVED_FLAGS = ("dataset", "label", "method", "weak", "strong", "seed", "workdir", "select_on",
                    "validation", "flagfile")
-METRICS = {"classification": "accuracy", "regression": "ccc"}
+# Where the data is: passed on so that the runs find it (they change no number).
+_DATA_PLACE_FLAGS = ("data_dir", "manual_dir", "download")
 
 
 class RankError(Exception):
   """The ranking cannot be made as asked; the message says why."""
 
 
+def _flag_arg(name, value):
+  return f"--{name}" if value is True else f"--no{name}" if value is False else f"--{name}={value}"
+
+
 def training_args(flag_values):
-  """`--name=value` of each of TRAINING_FLAGS given on the command line (or in a flagfile)."""
-  args = []
-  for name in TRAINING_FLAGS:
-    flag = flag_values[name]
-    if flag.present:
-      args.append(f"--{name}" if flag.value is True else
-                  f"--no{name}" if flag.value is False else f"--{name}={flag.value}")
-  return args
+  """`--name=value` of each stew_tf.main flag given in `flag_values` (stew_tf.main's or this
+  CLI's) that changes the baselines the ranking trains (the encoder + classifier of the weak
+  modality: decided by resolving that config with and without it), and of the data's place."""
+  defaults = cli_flags.default_values()
+  given = {name: flag_values[name].value for name in defaults
+           if name in flag_values and flag_values[name].present and name not in _RESERVED_FLAGS}
+  base = {**defaults, "method": "enc_cls", "workdir": "-",
+          **{name: flag_values[name].value for name in ("dataset", "label", "weak", "manual_dir")
+             if name in flag_values}}
+  baseline = cli_flags.resolve(base).identity({})
+  return [_flag_arg(name, value) for name, value in given.items()
+          if name in _DATA_PLACE_FLAGS
+          or cli_flags.resolve({**base, name: value}).identity({}) != baseline]
 
 
 def default_workdir(dataset, label, manual_dir=None):
@@ -62,7 +72,7 @@ def default_workdir(dataset, label, manual_dir=None):
   name = dataset.replace("/", "_")
   if spec.builder == "clips":
     try:
-      name += "-" + builders.builder_module("clips").config_from_dir(manual_dir).name
+      name += "-" + tfds_builders.builder_module("clips").config_from_dir(manual_dir).name
     except (FileNotFoundError, ValueError) as error:
       raise data.DataError(f"--dataset=clips: {error}") from error
   elif len(spec.labels) > 1:
@@ -92,17 +102,16 @@ def _check_main_args(main_args):
 def _run(command, args, workdir, record, log):
   """Runs one stew_tf.main process in `workdir` (unless done); returns its results dict."""
   results_path, record_path = workdir / "results.json", workdir / RECORD_FILE
-  before = json.loads(record_path.read_text()) if record_path.exists() else record
-  if before != record:
-    changed = [key for key in record if before.get(key) != record[key]]
-    raise RankError(f"{workdir} holds a run made with other settings ({', '.join(changed)}: "
-                    f"{[before.get(k) for k in changed]}, now {[record[k] for k in changed]}); "
-                    "delete that folder, or pass another --workdir")
-  if results_path.exists() and record_path.exists():
+  remedy = "delete that folder, or pass another --workdir"
+  try:
+    same = records.check_same(record_path, record, remedy)
+  except records.RecordError as error:
+    raise RankError(str(error)) from None
+  if same and results_path.exists():
     log(f"{workdir}: done before, reusing its results.json")
-    return json.loads(results_path.read_text())
+    return records.read_json(results_path, remedy)
   workdir.mkdir(parents=True, exist_ok=True)
-  workdir_lib.write_json(record_path, record)
+  records.write_json(record_path, record)
   argv = [*command, *args]
   log_path = workdir / "log.txt"
   log(f"{workdir}: running (output in {log_path})")
@@ -110,7 +119,7 @@ def _run(command, args, workdir, record, log):
   if returncode != 0 or not results_path.exists():
     raise RankError(f"{shlex.join(argv)} failed (exit {returncode}); last lines of "
                     f"{log_path}:\n{runner.log_tail(log_path, 10)}")
-  return json.loads(results_path.read_text())
+  return records.read_json(results_path, remedy)
 
 
 def _metric_of(results, split, metric, workdir):
@@ -146,9 +155,10 @@ def rank(dataset, label=None, *, seeds=3, workdir=None, main_args=(), command=No
   if seeds < 1:
     raise RankError(f"--seeds={seeds}: expected at least 1")
   task = spec.task_of(label)
-  metric = METRICS[task]
+  metric = tasks.get(task).monitor
   root = pathlib.Path(workdir or default_workdir(dataset, label, manual_dir)).absolute()
-  record = {"dataset": dataset, "label": label, "main_args": main_args}
+  record = {"dataset": dataset, "label": label, "main_args": main_args,
+            "stew_tf_version": stew_tf.__version__}
   per_modality = {}
   for modality in spec.modalities:
     val, test = [], []
@@ -158,9 +168,9 @@ def rank(dataset, label=None, *, seeds=3, workdir=None, main_args=(), command=No
               f"--seed={seed}", f"--workdir={run_dir}", *main_args]
       results = _run(command or MAIN_COMMAND, args, run_dir,
                      {**record, "weak": modality, "seed": seed}, log)
-      val.append(_metric_of(results, "val", metric, run_dir))
-      test.append(_metric_of(results, "test", metric, run_dir))
-    per_modality[modality] = {"validation": _summary(val), "test": _summary(test)}
+      val.append(_metric_of(results, splits.VALIDATION, metric, run_dir))
+      test.append(_metric_of(results, splits.TEST, metric, run_dir))
+    per_modality[modality] = {splits.VALIDATION: _summary(val), splits.TEST: _summary(test)}
   order = sorted(per_modality, key=lambda m: (-per_modality[m]["validation"]["mean"], m))
   ranking = {
       **record, "task": task, "metric": metric, "seeds": seeds,
@@ -174,7 +184,7 @@ def rank(dataset, label=None, *, seeds=3, workdir=None, main_args=(), command=No
                 for m in order[1:]],
   }
   root.mkdir(parents=True, exist_ok=True)
-  workdir_lib.write_json(root / RANKING_FILE, ranking)
+  records.write_json(root / RANKING_FILE, ranking)
   (root / TABLE_FILE).write_text(markdown(ranking))
   log(f"Wrote {root / RANKING_FILE} and {root / TABLE_FILE}")
   return ranking
@@ -234,15 +244,14 @@ def best_strong(dataset, label, weak, *, rank_workdir=None, main_args=(), seeds=
     raise RankError(f"--dataset={dataset} has one modality ({weak}): nothing can teach it")
   root = pathlib.Path(rank_workdir or default_workdir(dataset, label, manual_dir))
   path = root / RANKING_FILE
-  wanted = {"dataset": dataset, "label": label, "main_args": main_args}
+  wanted = {"dataset": dataset, "label": label, "main_args": main_args,
+            "stew_tf_version": stew_tf.__version__}
   if path.exists():
-    ranking = json.loads(path.read_text())
-    found = {key: ranking.get(key) for key in wanted}
-    if found != wanted:
-      changed = [key for key in wanted if found[key] != wanted[key]]
-      raise RankError(f"{path} was made with other settings ({', '.join(changed)}: "
-                      f"{[found[k] for k in changed]}, now {[wanted[k] for k in changed]}); "
-                      f"delete {root} to rank again with these")
+    remedy = f"delete {root} to rank again with these settings"
+    ranking = records.read_json(path, remedy)
+    changed = records.differences({key: ranking.get(key) for key in wanted}, wanted)
+    if changed:
+      raise RankError(f"{path} was made with other settings ({'; '.join(changed)}); {remedy}")
     seeds_used = ranking["seeds"]
     log(f"Modality ranking: reusing {path} ({seeds_used} seed{'s' * (seeds_used != 1)})")
   else:

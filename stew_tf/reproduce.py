@@ -20,7 +20,6 @@ validation metric; with --select_on=test, the best test metric (labelled as such
 
 import datetime
 import importlib.metadata
-import json
 import os
 import pathlib
 import platform
@@ -32,11 +31,13 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from stew_tf import flagfiles
 from stew_tf import paper
+from stew_tf import records
 from stew_tf import report
 from stew_tf import runner as runner_lib
-from stew_tf import summary
-from stew_tf import workdir as workdir_lib
+from stew_tf import splits
+from stew_tf import table_rows
 
 CHOICES_FILE = "dropout_choices.json"
 PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "numpy")
@@ -83,7 +84,7 @@ def environment_lines(invocation=None):
                   f"- **Packages**: Python {platform.python_version()}, {', '.join(versions)}"]
 
 
-RESULTS_KEYS = ("dataset", "label", "method", "strong", "weak", "seed", "flags", "weak_model",
+RESULTS_KEYS = ("dataset", "label", "method", "strong", "weak", "seed", "config", "weak_model",
                 "epochs")
 PREDICTIONS_KEYS = ("test_clip", "test_label", "test_score")
 
@@ -91,10 +92,9 @@ PREDICTIONS_KEYS = ("test_clip", "test_label", "test_score")
 def _load_results(path):
   """A run's results.json; ReproduceError naming the file if it is not one stew_tf.main wrote."""
   try:
-    with open(path) as f:
-      results = json.load(f)
-  except json.JSONDecodeError as error:
-    raise runner_lib.ReproduceError(f"{path}: not JSON ({error})") from error
+    results = records.read_json(path, "rerun its experiment (delete its folder first)")
+  except records.RecordError as error:
+    raise runner_lib.ReproduceError(str(error)) from None
   missing = [key for key in RESULTS_KEYS if key not in results]
   if missing:
     raise runner_lib.ReproduceError(f"{path}: lacks {', '.join(missing)}; expected the "
@@ -104,7 +104,7 @@ def _load_results(path):
 
 def _load_predictions(workdir):
   """The run's predictions.npz as a dict of arrays, or None if it has none."""
-  path = workdir / summary.PREDICTIONS_FILE
+  path = workdir / table_rows.PREDICTIONS_FILE
   if not path.exists():
     return None
   with np.load(path) as arrays:
@@ -121,8 +121,8 @@ def write_report(table, out, dropout_choices=None, computed_baselines=None, head
   paths = sorted(out.glob("*/seed*/results.json"))
   results = [_load_results(path) for path in paths]
   predictions = [_load_predictions(path.parent) for path in paths]
-  baseline_rows = summary.baseline_rows(computed_baselines or {})
-  rows = baseline_rows + summary.summarize(results, predictions)
+  baseline_rows = table_rows.baseline_rows(computed_baselines or {})
+  rows = baseline_rows + table_rows.summarize(results, predictions)
   source = f"Built from {len(paths)} results.json files under {out}."
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.md").write_text(report.results_markdown(
@@ -132,7 +132,39 @@ def write_report(table, out, dropout_choices=None, computed_baselines=None, head
   return rows
 
 
-def default_out(table, select_on=runner_lib.SELECT_ON[0], validation=runner_lib.VALIDATION[0]):
+def choose_dropout(results_by_dropout, select_on=splits.VALIDATION):
+  """(metric, dropout) with the best weak-model metric on the `select_on` split; ties go to the
+  smaller dropout. The metric is the one that picks the epoch (the task's, in the config)."""
+  first = next(iter(results_by_dropout.values()))
+  metric = first["config"]["trainer"]["monitor"]
+  best = max(sorted(results_by_dropout),
+             key=lambda d: results_by_dropout[d]["weak_model"][select_on][metric])
+  return metric, best
+
+
+def tune_dropout(runner, experiments, out, extra, select_on=splits.VALIDATION,
+                 validation=splits.VALIDATION_PROTOCOLS[0]):
+  """Runs each experiment's dropout grid on seed 0; returns {name: choice} (report.py's
+  dropout_markdown): the metric, the split that chose, each dropout's value and the pick."""
+  runs = [runner_lib.Run(e, 0, out / e.name / "tune_dropout" / f"dropout{d:g}", d, extra, True,
+                         select_on, validation)
+          for e in experiments for d in paper.DROPOUT_GRID]
+  results = runner.run(runs)
+  choices = {}
+  for experiment in experiments:
+    by_dropout = {run.dropout: results[run.workdir] for run in runs
+                  if run.experiment == experiment and run.workdir in results}
+    if not by_dropout:
+      continue
+    metric, best = choose_dropout(by_dropout, select_on)
+    choices[experiment.name] = {
+        "metric": metric, "dropout": best, "split": select_on,
+        "values": {f"{d:g}": r["weak_model"][select_on][metric] for d, r in by_dropout.items()}}
+  return choices
+
+
+def default_out(table, select_on=splits.VALIDATION,
+                validation=splits.VALIDATION_PROTOCOLS[0]):
   """runs/reproduce/<table>, with a suffix per non-default protocol, so that they never mix."""
   name = table
   name += "-select_on_test" if select_on == "test" else ""
@@ -143,22 +175,21 @@ def default_out(table, select_on=runner_lib.SELECT_ON[0], validation=runner_lib.
 def _load_choices(path):
   if not path.exists():
     return {}
-  with open(path) as f:
-    return json.load(f)
+  return records.read_json(path, "delete it to tune the dropout again")
 
 
 def _tune(runner, tuned, out, extra, protocol, choices_path):
   """Runs the dropout grid; returns the choices made now, also merged into choices_path."""
-  tuned_now = runner_lib.tune_dropout(runner, tuned, out, extra, *protocol) if tuned else {}
+  tuned_now = tune_dropout(runner, tuned, out, extra, *protocol) if tuned else {}
   if tuned_now:
     choices = {**_load_choices(choices_path), **tuned_now}
-    workdir_lib.write_json(choices_path, choices, sort_keys=True)
+    records.write_json(choices_path, choices, sort_keys=True)
   return tuned_now
 
 
 def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=False, only=None,
               jobs=1, extra=(), command=runner_lib.MAIN_COMMAND, log=print,
-              select_on=runner_lib.SELECT_ON[0], validation=runner_lib.VALIDATION[0],
+              select_on=splits.VALIDATION, validation=splits.VALIDATION_PROTOCOLS[0],
               baselines_fn=compute_baselines, invocation=None):
   """Runs a table's experiments for seeds 0..seeds-1 and writes the report; returns failures.
 
@@ -185,7 +216,7 @@ def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=Fa
     raise runner_lib.ReproduceError(
         "--tune_dropout chooses on the validation split, which --validation=none removes: "
         "leave --tune_dropout out, or add --select_on=test (a labelled diagnostic)")
-  experiments = runner_lib.find_experiments(table, only)
+  experiments = flagfiles.find_experiments(table, only)
   out = pathlib.Path(out).absolute()
   manual_dir = os.path.abspath(manual_dir) if manual_dir else None
   data_dir = os.path.abspath(data_dir) if data_dir else None
@@ -243,10 +274,11 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_multi_string("extra", [], "Flags for every stew_tf.main command, after the "
                             "flagfile so they override it, e.g. --extra=--epochs=3; repeat it or "
                             "separate several by spaces.", flag_values=flag_values)
-  flags.DEFINE_enum("select_on", runner_lib.SELECT_ON[0], runner_lib.SELECT_ON, "Passed to every "
+  flags.DEFINE_enum("select_on", splits.VALIDATION, list(splits.SELECT_ON), "Passed to every "
                     "run: the split that picks the epoch (and the dropout). test is a labelled "
                     "diagnostic: optimistic, not a result.", flag_values=flag_values)
-  flags.DEFINE_enum("validation", runner_lib.VALIDATION[0], runner_lib.VALIDATION, "Passed to "
+  flags.DEFINE_enum("validation", splits.VALIDATION_PROTOCOLS[0],
+                    list(splits.VALIDATION_PROTOCOLS), "Passed to "
                     "every run: none trains on every training clip for a fixed --epochs and "
                     "reports the last epoch.", flag_values=flag_values)
   flags.mark_flag_as_required("table", flag_values=flag_values)
@@ -256,9 +288,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   values = flags.FLAGS
-  # The baselines read the dataset in this process: keep TensorFlow's and TFDS's INFO lines out
-  # of the progress lines (--verbosity=0 brings them back).
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # The baselines read the dataset in this process: keep TFDS's INFO lines out of the progress
+  # lines (--verbosity=0 brings them back).
   if not values["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   extra = tuple(arg for value in values.extra for arg in shlex.split(value))
@@ -269,7 +300,7 @@ def main(argv):
                          select_on=values.select_on, validation=values.validation,
                          invocation=shlex.join(["python", "-m", "stew_tf.reproduce",
                                                 *sys.argv[1:]]))
-  except runner_lib.ReproduceError as error:
+  except (runner_lib.ReproduceError, flagfiles.FlagfileError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
   sys.exit(1 if failures else 0)

@@ -1,5 +1,5 @@
-"""Experiments (flagfiles) and the threaded runner of `stew_tf.main` processes, with progress, ETA,
-resume, and the dropout grid.
+"""The threaded runner of `stew_tf.main` processes (experiments: stew_tf.flagfiles), with progress,
+ETA and resume.
 
 Each (experiment, seed) trains in its own `python -m stew_tf.main` process (fresh TensorFlow
 state) in its own workdir, which also gets the process's output (`log.txt`) and the settings it
@@ -8,7 +8,6 @@ ran with (`reproduce_args.json`). A run whose results.json exists is skipped.
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import pathlib
 import shlex
@@ -18,64 +17,19 @@ import sys
 import threading
 import time
 
-from stew_tf import paper
-from stew_tf import workdir as workdir_lib
+import stew_tf
+from stew_tf import records
+from stew_tf import splits
+from stew_tf.flagfiles import Experiment
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-FLAGFILE_DIR = REPO_ROOT / "flags"
 MAIN_COMMAND = (sys.executable, "-m", "stew_tf.main")
 RECORD_FILE = "reproduce_args.json"
 # Selection protocols (stew_tf.main's --select_on and --validation) and their defaults.
-SELECT_ON = ("validation", "test")
-VALIDATION = ("split", "none")
-_RECORD_DEFAULTS = {"select_on": SELECT_ON[0], "validation": VALIDATION[0]}
 
 
 class ReproduceError(Exception):
   """The request cannot be run as given; the message says why."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-  """One flagfile: its name (the file's stem) and its `--name=value` lines."""
-  name: str
-  flagfile: pathlib.Path
-  flags: tuple  # (name, value) pairs, in file order
-
-  def flag(self, name, default=None):
-    return dict(self.flags).get(name, default)
-
-
-def read_flagfile(path):
-  """The (name, value) pairs of an absl flagfile, comments and blank lines left out."""
-  pairs = []
-  for line in pathlib.Path(path).read_text().splitlines():
-    line = line.strip()
-    if line and not line.startswith(("#", "//")):
-      name, _, value = line.removeprefix("--").partition("=")
-      pairs.append((name, value))
-  return tuple(pairs)
-
-
-def _table_of(stem):
-  """The table a flagfile belongs to: the longest table name that prefixes `<table>_`."""
-  owners = [table for table in paper.TABLES if stem.startswith(f"{table}_")]
-  return max(owners, key=len) if owners else None
-
-
-def find_experiments(table, only=None, flagfile_dir=FLAGFILE_DIR):
-  """The experiments of a table (`<table>_*.cfg`, not those of a longer table name such as
-  mosi_score for mosi), those whose name contains `only` if given."""
-  paths = [p for p in sorted(pathlib.Path(flagfile_dir).glob(f"{table}_*.cfg"))
-           if _table_of(p.stem) == table]
-  if not paths:
-    raise ReproduceError(f"No flagfile {table}_*.cfg in {flagfile_dir}.")
-  chosen = [Experiment(p.stem, p.resolve(), read_flagfile(p)) for p in paths
-            if not only or only in p.stem]
-  if not chosen:
-    raise ReproduceError(f"--only={only} matches no experiment of --table={table}; the "
-                         f"experiments are: {', '.join(p.stem for p in paths)}")
-  return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +41,8 @@ class Run:
   dropout: float | None = None  # overrides the flagfile's --dropout
   extra: tuple = ()  # the user's flags, last so that they override everything
   tuning: bool = False  # a run of the dropout grid
-  select_on: str = SELECT_ON[0]  # the split that picks the epoch
-  validation: str = VALIDATION[0]  # "none": no validation split, fixed epochs
+  select_on: str = splits.VALIDATION  # the split that picks the epoch
+  validation: str = splits.VALIDATION_PROTOCOLS[0]  # "none": no validation split, fixed epochs
 
   @property
   def title(self):
@@ -105,7 +59,8 @@ class Run:
     """What makes the run's results: compared with what an earlier run in the workdir used."""
     return {"flagfile": [f"--{name}={value}" for name, value in self.experiment.flags],
             "seed": self.seed, "dropout": self.dropout, "extra": list(self.extra),
-            "select_on": self.select_on, "validation": self.validation}
+            "select_on": self.select_on, "validation": self.validation,
+            "stew_tf_version": stew_tf.__version__}
 
   def args(self, manual_dir=None, data_dir=None, teacher_cache=None):
     args = [f"--flagfile={self.experiment.flagfile}", f"--seed={self.seed}",
@@ -123,8 +78,7 @@ def load_results(workdir):
   path = pathlib.Path(workdir) / "results.json"
   if not path.exists():
     return None
-  with open(path) as f:
-    return json.load(f)
+  return records.read_json(path, "delete its folder to run it again")
 
 
 def _duration(seconds):
@@ -143,8 +97,9 @@ def _headline(results):
 
 
 def main_env():
-  """The environment of a stew_tf.main child process: this repository importable, TF quiet."""
-  return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+  """The environment of a stew_tf.main child process: this repository importable (TensorFlow
+  quiets itself on import: stew_tf/__init__.py)."""
+  return {**os.environ,
           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                       os.environ.get("PYTHONPATH")]))}
 
@@ -245,20 +200,15 @@ class Runner:
 
   def _settings_conflict(self, run):
     """Why the workdir's results or checkpoints must not be reused for `run`, or None."""
-    path = run.workdir / RECORD_FILE
     kept = [run.workdir / name for name in ("results.json", "checkpoints")]
-    if not path.exists() or not any(p.exists() for p in kept):
+    if not any(p.exists() for p in kept):
       return None
-    with open(path) as f:
-      before = json.load(f)
-    now = run.record()
-    # Records written before a key existed ran with its default.
-    changed = [key for key in now if before.get(key, _RECORD_DEFAULTS.get(key)) != now[key]]
-    if not changed:
-      return None
-    return (f"{run.workdir} holds a run made with other settings ({', '.join(changed)} differ: "
-            f"was {[before.get(k) for k in changed]}, now {[now[k] for k in changed]}); "
-            f"delete that folder or pass another --out")
+    try:
+      records.check_same(run.workdir / RECORD_FILE, run.record(),
+                         "delete that folder or pass another --out")
+    except records.RecordError as error:
+      return str(error)
+    return None
 
   def _execute(self, run):
     """Runs one process; returns its results dict, or None if it failed."""
@@ -266,7 +216,7 @@ class Runner:
     log_path = run.workdir / "log.txt"
     self.log(f"[{number}/{self.total}] {run.title}: running (output in {log_path})")
     run.workdir.mkdir(parents=True, exist_ok=True)
-    workdir_lib.write_json(run.workdir / RECORD_FILE, run.record())
+    records.write_json(run.workdir / RECORD_FILE, run.record())
     args = self.command + run.args(self.manual_dir, self.data_dir, self.teacher_cache)
     start = time.time()
     returncode = run_logged(args, log_path, self._env)
@@ -285,35 +235,3 @@ class Runner:
     self.log(f"[{number}/{self.total}] {run.title}: done in {_duration(seconds)}, "
              f"{_headline(results)}; ETA {_duration(eta)}")
     return results
-
-
-def choose_dropout(results_by_dropout, select_on=SELECT_ON[0]):
-  """(metric, dropout) with the best weak-model metric on the `select_on` split; ties go to the
-  smaller dropout. The metric is the one early stopping maximises: accuracy, else CCC."""
-  split = "test" if select_on == "test" else "val"
-  first = next(iter(results_by_dropout.values()))
-  metric = "accuracy" if "accuracy" in first["weak_model"][split] else "ccc"
-  best = max(sorted(results_by_dropout),
-             key=lambda d: results_by_dropout[d]["weak_model"][split][metric])
-  return metric, best
-
-
-def tune_dropout(runner, experiments, out, extra, select_on=SELECT_ON[0],
-                 validation=VALIDATION[0]):
-  """Runs each experiment's dropout grid on seed 0; returns {name: choice} (report.py's
-  dropout_markdown): the metric, the split that chose, each dropout's value and the pick."""
-  runs = [Run(e, 0, out / e.name / "tune_dropout" / f"dropout{d:g}", d, extra, True, select_on,
-              validation) for e in experiments for d in paper.DROPOUT_GRID]
-  results = runner.run(runs)
-  split = "test" if select_on == "test" else "val"
-  choices = {}
-  for experiment in experiments:
-    by_dropout = {run.dropout: results[run.workdir] for run in runs
-                  if run.experiment == experiment and run.workdir in results}
-    if not by_dropout:
-      continue
-    metric, best = choose_dropout(by_dropout, select_on)
-    choices[experiment.name] = {
-        "metric": metric, "dropout": best, "split": split,
-        "values": {f"{d:g}": r["weak_model"][split][metric] for d, r in by_dropout.items()}}
-  return choices

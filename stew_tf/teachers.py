@@ -1,7 +1,8 @@
 """Stage-1 teachers shared by identity: trained once, reused by every run that needs the same one.
 
-A teacher (the strong encoder + classifier of stage 1) is determined by the dataset and its
-prepared data, the label, the strong modality, the seed and the strong side's training settings.
+A teacher (the strong encoder + classifier of stage 1) is determined by its identity
+(config.Experiment.teacher_identity): the data and its prepared files, the teacher's encoder,
+classifier and own trainer settings, the numerics and the stew_tf version.
 `cm_stew` and `no_decoder` runs of one such identity, in any workdir, use one cache entry:
 `<cache>/<dataset>-<label>-<strong>-seed<seed>-<hash>/` with `identity.json`, `checkpoints/`
 (the stage's state, resumable) and `tensorboard/`. An flock on the entry makes concurrent runs
@@ -11,24 +12,15 @@ wait for the one that trains it instead of training it twice.
 import os
 
 from stew_tf import config as config_lib
+from stew_tf import records
 from stew_tf import workdir as workdir_lib
-
-# The config fields that determine stage 1 (everything else only changes stage 2).
-TEACHER_FIELDS = ("dataset", "label", "strong", "seed", "strong_gru_layers", "strong_dropout",
-                  "classifier_dropout", "learning_rate", "batch_size", "epochs", "patience",
-                  "select_on", "validation", "deterministic", "strategy", "mixed_precision",
-                  "jit_compile", "intra_op_threads")
-
-
-def identity(config, data_record):
-  """The teacher's identity: its settings, the prepared data and the stew_tf version."""
-  recorded = config.recorded()
-  return {**{field: recorded[field] for field in TEACHER_FIELDS}, **data_record}
 
 
 def entry_dir(cache, teacher_identity):
-  name = "-".join([teacher_identity["dataset"].replace("/", "_"), teacher_identity["label"],
-                   teacher_identity["strong"], f"seed{teacher_identity['seed']}",
+  """<cache>/<dataset>-<label>-<strong>-seed<seed>-<hash of the whole identity>."""
+  data, teacher = teacher_identity["data"], teacher_identity["teacher"]
+  name = "-".join([data["dataset"].replace("/", "_"), data["label"], teacher["modality"],
+                   f"seed{teacher['trainer']['seed']}",
                    config_lib.settings_hash(teacher_identity, length=12)])
   return os.path.join(cache, name)
 
@@ -58,8 +50,9 @@ class Entry:
                f"which is training the same teacher in {self.directory}")
       self._lock.acquire(wait=True)
     path = os.path.join(self.directory, "identity.json")
-    if not os.path.exists(path):
-      workdir_lib.write_json(path, self.identity, sort_keys=True)
+    if not records.check_same(path, self.identity, f"delete {self.directory} and rerun to "
+                              "train the teacher again"):
+      records.write_json(path, self.identity, sort_keys=True)
     return self
 
   def __exit__(self, *exc_info):

@@ -1,6 +1,7 @@
 """A workdir is an exclusive, exact record of one run: a lock, and the identity of what it trains.
 
-`run.json` holds the resolved settings that determine the models (run identity). A run started
+`run.json` holds the run's identity (config.Experiment.identity: the settings that determine the
+models, the prepared data and the stew_tf version). A run started
 in a workdir whose record differs stops before touching anything, naming each difference;
 `--overwrite` moves the old run aside (never deletes it). The lock is an flock on `.lock`:
 the kernel drops it when its process dies, so a lock left by a dead process is taken over.
@@ -12,6 +13,8 @@ import json
 import os
 import socket
 
+from stew_tf import records
+
 RECORD_FILE = "run.json"
 LOCK_FILE = ".lock"
 # What a workdir holds once a run has started in it.
@@ -20,14 +23,6 @@ RUN_OUTPUTS = ("checkpoints", "results.json", "export", "tensorboard", "predicti
 
 class WorkdirError(Exception):
   """The workdir cannot be used as asked; the one-line message says why and what to do."""
-
-
-def write_json(path, value, sort_keys=False):
-  """Writes `value` to `path` as JSON, atomically: readers see the old file or the new one."""
-  temporary = f"{path}.tmp"
-  with open(temporary, "w") as f:
-    json.dump(value, f, indent=2, sort_keys=sort_keys)
-  os.replace(temporary, path)
 
 
 def _holder_of(text):
@@ -42,7 +37,6 @@ class Lock:
   def __init__(self, folder):
     self.path = os.path.join(folder, LOCK_FILE)
     self._file = None
-    self.previous_holder = None  # a dead process's record found when taking the lock
 
   def acquire(self, wait=False):
     """Takes the lock; returns False if another process holds it (and `wait` is False)."""
@@ -53,8 +47,6 @@ class Lock:
       self._file.close()
       self._file = None
       return False
-    self._file.seek(0)
-    self.previous_holder = _holder_of(self._file.read())
     self._file.seek(0)
     self._file.truncate()
     json.dump(holder_record(), self._file)
@@ -100,42 +92,31 @@ def lock_workdir(workdir):
   return lock
 
 
-# Record entries that are not flags (the others are config fields, named like their flags).
-NOT_FLAGS = ("dataset_version", "data_fingerprint", "stew_tf_version")
-
-
-def differences(before, now):
-  """['--name: was A, now B', ...] for every setting that differs between two records."""
-  keys = sorted(set(before) | set(now))
-  return [f"{key if key in NOT_FLAGS else '--' + key}: was {before.get(key)!r}, now "
-          f"{now.get(key)!r}" for key in keys if before.get(key) != now.get(key)]
-
-
 def check_record(workdir, record, overwrite=False, log=print):
-  """Makes `workdir`'s record equal `record`, or raises WorkdirError naming the differences.
+  """Makes `workdir`'s run.json equal `record`, or raises WorkdirError naming the differences.
 
   A workdir with no record and no outputs gets `record`. A workdir whose record (or whose lack
   of one, for outputs made before records existed) differs is an error, unless `overwrite`:
   then its contents are moved aside to `<workdir>.replaced-<time>` first.
   """
   path = os.path.join(workdir, RECORD_FILE)
-  before = None
-  if os.path.exists(path):
-    with open(path) as f:
-      before = json.load(f)
-  has_outputs = any(os.path.exists(os.path.join(workdir, name)) for name in RUN_OUTPUTS)
-  if before == record:
-    return
-  if before is not None or has_outputs:
-    changed = (differences(before, record) if before is not None
-               else ["it holds a run with no record of its settings"])
+  remedy = "choose a new --workdir, or pass --overwrite to move the old run aside"
+  try:
+    changed = records.changes(path, record, remedy)
+  except records.RecordError as error:
     if not overwrite:
-      raise WorkdirError(
-          f"--workdir={workdir} holds a run made with other settings ({'; '.join(changed)}); "
-          "choose a new --workdir, or pass --overwrite to move the old run aside")
-    aside = move_aside(workdir)
-    log(f"--overwrite: moved the old run ({'; '.join(changed)}) to {aside}")
-  write_json(path, record, sort_keys=True)
+      raise WorkdirError(str(error)) from None
+    changed = [f"{RECORD_FILE} is damaged"]
+  if changed == []:
+    return
+  if changed is None and any(os.path.exists(os.path.join(workdir, n)) for n in RUN_OUTPUTS):
+    changed = ["it holds a run with no record of its settings"]
+  if changed:
+    if not overwrite:
+      raise WorkdirError(f"--workdir={workdir} holds a run made with other settings "
+                         f"({'; '.join(changed)}); {remedy}")
+    log(f"--overwrite: moved the old run ({'; '.join(changed)}) to {move_aside(workdir)}")
+  records.write_json(path, record, sort_keys=True)
 
 
 def move_aside(workdir):

@@ -4,10 +4,10 @@ import importlib
 
 import numpy as np
 
-from stew_tf import builders
 from stew_tf import data
+from stew_tf import tfds_builders
 
-builders.builder_module("clips")
+tfds_builders.builder_module("clips")
 make_dummy_data = importlib.import_module("stew_datasets.clips.make_dummy_data")
 SPEC = {"task": "regression", "modalities": {"face": 2, "voice": 3}, "label_range": [0, 5]}
 

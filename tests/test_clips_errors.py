@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from stew_tf import builders
 from stew_tf import data
+from stew_tf import tfds_builders
 
-builders.builder_module("clips")
+tfds_builders.builder_module("clips")
 make_dummy_data = importlib.import_module("stew_datasets.clips.make_dummy_data")
 
 # time 6; train has 3 clips, the first without padding.

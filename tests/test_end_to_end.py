@@ -30,14 +30,15 @@ def test_results_json_has_the_documented_shape(finished_run):
       "dataset": "stew_synthetic", "label": "sentiment", "strong": "text", "weak": "audio",
       "method": "cm_stew", "seed": 0}
   for model in ("strong_model", "weak_model"):
-    for split in ("val", "test"):
+    for split in ("validation", "test"):
       metrics = results[model][split]
       assert list(metrics) == list(CLASSIFICATION_METRICS)
       assert all(0.0 <= metrics[name] <= 1.0 for name in CLASSIFICATION_METRICS[:-1])
       (tn, fp), (fn, tp) = metrics["confusion"]
       assert metrics["accuracy"] == pytest.approx((tn + tp) / (tn + fp + fn + tp))
   assert results["epochs"] == {"stage1": 2, "stage2": 2}
-  assert results["flags"]["alpha"] > 0 and results["flags"]["beta"] > 0
+  objective = results["config"]["objective"]
+  assert objective["alignment"]["alpha"] > 0 and objective["translation"]["beta"] > 0
   assert results["wall_seconds"] > 0
   assert results["selected_on"] == "validation" and results["degenerate"] is None
 
@@ -46,13 +47,13 @@ def test_predictions_npz_holds_every_real_segment_of_validation_and_test(finishe
   workdir, _ = finished_run
   results = json.loads((workdir / "results.json").read_text())
   with np.load(workdir / "predictions.npz") as arrays:
-    for split, key in (("validation", "val"), ("test", "test")):
+    for split in ("validation", "test"):
       labels, scores = arrays[f"{split}_label"], arrays[f"{split}_score"]
       clips = arrays[f"{split}_clip"]
       assert labels.shape == scores.shape == clips.shape
       assert clips.min() == 0 and np.all(np.diff(clips) >= 0)
       accuracy = np.mean((scores >= 0.5) == (labels == 1))
-      assert accuracy == pytest.approx(results["weak_model"][key]["accuracy"])
+      assert accuracy == pytest.approx(results["weak_model"][split]["accuracy"])
     assert arrays["test_clip"].max() == 119  # 120 synthetic test clips
 
 
@@ -61,7 +62,7 @@ def test_progress_shows_stage_epoch_and_each_loss_term(finished_run):
   lines = result.stdout.splitlines()
   stage2 = [line for line in lines if line.startswith("[stage2 audio] epoch")]
   assert len(stage2) == 2
-  for term in ("prediction", "dcca", "mae", "total", "val accuracy"):
+  for term in ("prediction", "dcca", "mae", "total", "validation accuracy"):
     assert term in stage2[0]
   assert any(line.startswith("[stage1 text] epoch   1/2") for line in lines)
   assert "Results: cm_stew on stew_synthetic" in result.stdout
@@ -106,15 +107,15 @@ def test_export_reproduces_the_in_memory_model(finished_run):
 
 
 def _restore_weak_predictor(workdir):
-  from stew_tf import config as config_lib
+  from stew_tf import cli_flags
   from stew_tf import data
   from stew_tf import experiment
   from stew_tf import models
   results = json.loads((workdir / "results.json").read_text())
-  config = config_lib.parse(["prog", "--strong=text", "--weak=audio", f"--workdir={workdir}",
-                             f"--data_dir={results['flags']['data_dir']}"])
-  builder = data.make_builder(config.dataset, config.label, config.data_dir)
-  train = data.load_split(builder, "train", ["text", "audio"], config.label, 32)
+  config = cli_flags.parse(["prog", "--strong=text", "--weak=audio", f"--workdir={workdir}",
+                            f"--data_dir={results['config']['runtime']['data_dir']}"])
+  builder = data.make_builder(config.data.dataset, config.data.label, config.runtime.data_dir)
+  train = data.load_split(builder, "train", ["text", "audio"], config.data.label, 32)
   weak_stage = experiment.build_stages(config, train)[-1]
   checkpoint = tf.train.Checkpoint(**{m.name: m for m in weak_stage.trained_models})
   best = tf.train.latest_checkpoint(str(workdir / "checkpoints" / "stage2" / "best"))

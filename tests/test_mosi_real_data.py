@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 from tests.helpers import SHARED_DATA
 
 MOSI_DIR = SHARED_DATA / "mosi"
@@ -15,7 +15,7 @@ def splits(tmp_path_factory):
   """{split: [example]} prepared once from the real files used as the manual dir."""
   if not MOSI_DIR.is_dir():
     pytest.skip(f"CMU-MOSI files not found at {MOSI_DIR}")
-  builder = builders.builder_class("mosi")(data_dir=str(tmp_path_factory.mktemp("mosi_real")))
+  builder = tfds_builders.builder_class("mosi")(data_dir=str(tmp_path_factory.mktemp("mosi_real")))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(MOSI_DIR)))
   return {split: list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
@@ -60,7 +60,7 @@ def test_features(splits):
 
 
 def test_validation_videos_follow_the_documented_rule(splits):
-  module = builders.builder_module("mosi")
+  module = tfds_builders.builder_module("mosi")
   sizes = {ex["clip_id"].decode(): len(ex["sentiment"])
            for ex in splits["train"] + splits["validation"]}
   assert {ex["clip_id"].decode() for ex in splits["validation"]} == module.VALIDATION_VIDEOS

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 from tests.helpers import SHARED_DATA
 
 MOSI_DIR = SHARED_DATA / "mosi"
@@ -37,7 +37,7 @@ def test_every_utterance_has_a_score_agreeing_with_its_label(reference):
 
 
 def test_builder_examples_carry_the_joined_scores(reference, tmp_path):
-  builder = builders.builder_class("mosi")(data_dir=str(tmp_path))
+  builder = tfds_builders.builder_class("mosi")(data_dir=str(tmp_path))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=str(MOSI_DIR)))
   seen = {}

@@ -5,13 +5,16 @@ import re
 
 import pytest
 
+from stew_tf import cli_flags
+from stew_tf import config as config_lib
+from stew_tf import flagfiles
 from stew_tf import paper
-from stew_tf import runner
+from stew_tf import records
 from tests.helpers import REPO_ROOT
 
 # The paper's experiments (not tables of ours such as mosi_score).
 FLAGFILES = [experiment.flagfile for table in ("mosi", "recola")
-             for experiment in runner.find_experiments(table)]
+             for experiment in flagfiles.find_experiments(table)]
 
 _TRANSFERS = {("mosi", "sentiment"): [("text", "audio"), ("text", "video")],
               ("recola", "arousal"): [("audio", "video_appearance"), ("audio", "video_geometric")],
@@ -33,8 +36,7 @@ def _paper_experiments():
 
 
 def _config_of(flagfile):
-  from stew_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  return config_lib.parse(["prog", f"--flagfile={flagfile}"])
+  return cli_flags.parse(["prog", f"--flagfile={flagfile}"])
 
 
 def _name(dataset, label, method, strong, weak):
@@ -51,35 +53,31 @@ def test_the_flagfiles_are_the_papers_experiments():
 
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda path: path.stem)
 def test_flagfile_parses_with_the_papers_settings(flagfile):
+  # The paper's settings are the defaults that resolve computes (tests/test_flagfiles.py pins
+  # them against a golden file); here, against the paper.
   config = _config_of(flagfile)
-  explicit = dict(runner.read_flagfile(flagfile))
-  # The paper's settings are written out, not left to defaults that may change.
-  paper_flags = {"dataset", "label", "weak", "method", "learning_rate", "batch_size",
-                 "epochs", "patience"}
-  if config.method != "cls_only":
-    paper_flags |= {"weak_gru_layers", "dropout"}
-  if config.strong:
-    paper_flags |= {"strong", "strong_gru_layers", "strong_dropout"}
-  if config.method_info.translation:
-    paper_flags |= {"decoder_units", "decoder_layers", "beta"}
-  if config.method_info.alignment:
-    paper_flags |= {"alpha", "dcca_r1", "dcca_r2"}
-  assert paper_flags <= set(explicit)
-  key = (config.dataset, config.label, config.method, config.strong, config.weak)
+  dataset, label = config.data.dataset, config.data.label
+  key = (dataset, label, config.method, config.strong, config.student.modality)
   assert flagfile.stem == _name(*key)
-  assert config.learning_rate == {"mosi": 1e-4, "recola": 1e-5}[config.dataset]
-  assert config.batch_size == 32 and config.seed == 0 and config.manual_dir is None
-  assert config.workdir.startswith("runs/")  # the default: the runner passes --workdir
+  for trainer in filter(None, (config.trainer, config.teacher and config.teacher.trainer)):
+    assert trainer.learning_rate == {"mosi": 1e-4, "recola": 1e-5}[dataset]
+    assert trainer.batch_size == 32 and trainer.seed == 0
+  assert config.runtime.manual_dir is None
+  assert config.runtime.workdir.startswith("runs/")  # the default: the runner passes --workdir
   single = {("mosi", "text"), ("recola", "audio")}  # paper, Sec. IV-B: 1 Bi-GRU layer
-  if config.method != "cls_only":
-    assert config.weak_gru_layers == (1 if (config.dataset, config.weak) in single else 2)
-  if config.strong:
-    assert config.strong_gru_layers == (1 if (config.dataset, config.strong) in single else 2)
-  if config.method_info.translation:
-    valence_audio = config.dataset == "recola" and config.label == "valence"
-    assert (config.decoder_units, config.decoder_layers) == ((500, 1) if valence_audio
-                                                             else (250, 2))
-  assert (config.alpha > 0) == config.method_info.alignment and (config.beta > 0) == config.method_info.translation
+  if config.student.encoder:
+    assert config.student.encoder.gru_layers == (
+        1 if (dataset, config.student.modality) in single else 2)
+  if config.teacher:
+    assert config.teacher.encoder.gru_layers == (1 if (dataset, config.strong) in single else 2)
+  if config.translation:
+    valence_audio = dataset == "recola" and label == "valence"
+    assert (config.translation.decoder_units, config.translation.decoder_layers) == (
+        (500, 1) if valence_audio else (250, 2))
+  if config.alignment:
+    assert (config.alignment.r1, config.alignment.r2) == (1e-3, 1e-3)
+  assert bool(config.alignment) == config.method_info.alignment
+  assert bool(config.translation) == config.method_info.translation
 
 
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda path: path.stem)
@@ -124,7 +122,7 @@ def _header(flagfile):
 
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda path: path.stem)
 def test_flagfile_header_quotes_the_papers_numbers(flagfile):
-  values = dict(runner.read_flagfile(flagfile))
+  values = dict(flagfiles.read_flagfile(flagfile))
   key = tuple(values.get(name) for name in ("dataset", "label", "method", "strong", "weak"))
   cell = paper.PAPER[key]
   claim = re.search(r"Paper: Table (\w+),(.*?)(?:Run:|$)", _header(flagfile))
@@ -173,14 +171,17 @@ def test_readme_paper_column_agrees_with_paper_module():
   assert checked >= 3
 
 
-SCORE_FLAGFILES = [e.flagfile for e in runner.find_experiments("mosi_score")]
+SCORE_FLAGFILES = [e.flagfile for e in flagfiles.find_experiments("mosi_score")]
 
 
 @pytest.mark.parametrize("flagfile", SCORE_FLAGFILES, ids=lambda path: path.stem)
 def test_mosi_score_flagfiles_are_the_binary_tables_experiments_as_regression(flagfile):
   config = _config_of(flagfile)
   binary = _config_of(REPO_ROOT / "flags" / flagfile.name.replace("mosi_score_", "mosi_"))
-  assert (config.dataset, config.label, config.task) == ("mosi", "sentiment_score", "regression")
-  differing = {k for k, v in config.recorded().items() if binary.recorded()[k] != v}
-  assert differing == {"label"}
+  assert config.data == config_lib.Data("mosi", "sentiment_score", "regression")
+  # The same tree but for the target, its task and the metric that picks the epoch.
+  differing = records.differences(binary.identity({}), config.identity({}))
+  assert {line.split(":")[0] for line in differing} <= {
+      "data.label", "data.task", "trainer.monitor", "teacher.trainer.monitor"}
+  assert "data.label: was 'sentiment', now 'sentiment_score'" in differing
   assert "Not in the paper: it reports no CMU-MOSI regression numbers" in _header(flagfile)

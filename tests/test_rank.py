@@ -7,12 +7,12 @@ from absl import flags
 import numpy as np
 import pytest
 
-from stew_tf import builders
 from stew_tf import rank
+from stew_tf import tfds_builders
 from tests.helpers import install_fake_main
 from tests.helpers import run_main
 
-builders.builder_module("clips")
+tfds_builders.builder_module("clips")
 make_dummy_data = importlib.import_module("stew_datasets.clips.make_dummy_data")
 
 # The fake's validation metrics rank text > video > audio (accuracy) and audio > video > text (ccc);
@@ -29,7 +29,8 @@ if os.environ.get("FAKE_FAIL") == weak:
 accuracy = {"text": 0.80, "video": 0.60, "audio": 0.55}[weak] + 0.02 * seed
 ccc = {"text": 0.10, "video": 0.30, "audio": 0.50}[weak] - 0.01 * seed
 metrics = lambda a, c: {"accuracy": a, "f1_weighted": a, "ccc": c}
-results = {"weak_model": {"val": metrics(accuracy, ccc), "test": metrics(1 - accuracy, 1 - ccc)}}
+results = {"weak_model": {"validation": metrics(accuracy, ccc),
+                           "test": metrics(1 - accuracy, 1 - ccc)}}
 workdir = pathlib.Path(args["workdir"])
 workdir.mkdir(parents=True, exist_ok=True)
 (workdir / "results.json").write_text(json.dumps(results))
@@ -102,12 +103,14 @@ def test_a_ranking_made_with_other_settings_is_not_reused(tmp_path, fake_main):
   out = tmp_path / "rank"
   rank.rank("stew_synthetic", seeds=1, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
   with pytest.raises(rank.RankError, match=r"ranking.json was made with other settings "
-                     r"\(main_args: \[\['--epochs=2'\]\], now \[\['--epochs=3'\]\]\)"):
+                     r"\(main_args: was \['--epochs=2'\], now \['--epochs=3'\]\); delete .* "
+                     r"to rank again"):
     rank.best_strong("stew_synthetic", "sentiment", "audio", rank_workdir=out,
                      main_args=["--epochs=3"], seeds=1)
   (out / "ranking.json").unlink()
   with pytest.raises(rank.RankError, match=r"holds a run made with other settings \(main_args: "
-                     r"\[\['--epochs=2'\]\], now \[\['--epochs=3'\]\]\)"):
+                     r"was \['--epochs=2'\], now \['--epochs=3'\]\); delete that "
+                     r"folder"):
     rank.rank("stew_synthetic", seeds=1, workdir=out, main_args=["--epochs=3"],
               log=lambda _: None)
 
@@ -149,7 +152,7 @@ def test_cli_ranks_the_modalities_of_a_clips_folder(tmp_path):
   assert sorted(ranking["ranking"]) == ["a", "b"] and ranking["metric"] == "accuracy"
   for row in ranking["modalities"]:
     results = json.loads((out / row["modality"] / "seed0" / "results.json").read_text())
-    assert results["method"] == "enc_cls" and results["flags"]["epochs"] == 1
-    assert row["validation"]["mean"] == results["weak_model"]["val"]["accuracy"]
+    assert results["method"] == "enc_cls" and results["config"]["trainer"]["epochs"] == 1
+    assert row["validation"]["mean"] == results["weak_model"]["validation"]["accuracy"]
   assert "| rank | modality | validation accuracy" in result.stdout
   assert f"--epochs=1 --data_dir={tmp_path / 'tfds'} --manual_dir={folder}`" in result.stdout

@@ -75,7 +75,7 @@ def test_a_second_process_on_a_busy_workdir_exits_naming_the_holder(reference, t
   # The holder is dead now: its lock is taken over (the run then fails on its other seed).
   third = run_main(*args, "--seed=1", timeout=120)
   assert "is in use" not in third.stderr
-  assert "--seed: was 0, now 1" in third.stderr
+  assert "; trainer.seed: was 0, now 1" in third.stderr
 
 
 def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(reference):
@@ -86,8 +86,9 @@ def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(ref
                     f"--intra_op_threads={threads + 1}", timeout=120)
   assert result.returncode == 1
   line = result.stderr.strip().splitlines()[-1]
-  assert "--alpha: was 0.1, now 0.2" in line and "--learning_rate: was 0.001, now 0.002" in line
-  assert f"--intra_op_threads: was {threads}, now {threads + 1}" in line
+  assert "objective.alignment.alpha: was 0.1, now 0.2" in line
+  assert "; trainer.learning_rate: was 0.001, now 0.002" in line
+  assert f"numerics.intra_op_threads: was {threads}, now {threads + 1}" in line
   assert "--overwrite" in line
   again = run_main(*args)  # the same settings: nothing to train, the same results
   assert again.returncode == 0

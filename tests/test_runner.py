@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from stew_tf import flagfiles
 from stew_tf import paper
 from stew_tf import reproduce
 from stew_tf import runner
@@ -19,12 +20,9 @@ from tests.helpers import run_main
 FAKE_MAIN = r'''
 import json, os, pathlib, sys
 import numpy as np
+from stew_tf import flagfiles
 args = dict((arg[2:].split("=", 1) + ["true"])[:2] for arg in sys.argv[1:])  # --x: true
-values = {}
-for line in pathlib.Path(args["flagfile"]).read_text().splitlines():
-  if line.startswith("--"):
-    name, value = line[2:].split("=", 1)
-    values[name] = value
+values = dict(flagfiles.read_flagfile(args["flagfile"]))  # its includes followed
 values.update(args)  # the command line overrides the flagfile
 with open(os.environ["FAKE_CALLS"], "a") as f:
   f.write(json.dumps(sys.argv[1:]) + "\n")
@@ -37,10 +35,12 @@ results = {
     "dataset": values["dataset"], "label": values["label"],
     "strong": values["strong"] if transfer else None, "weak": values["weak"],
     "method": values["method"], "seed": seed,
-    "flags": {"dropout": dropout, "select_on": values["select_on"],
-              "validation": values["validation"]},
+    "config": {"data": {"task": "classification"},
+               "student": {"encoder": {"gru_layers": 2, "dropout": dropout}},
+               "trainer": {"monitor": "accuracy", "select_on": values["select_on"],
+                           "validation": values["validation"]}},
     "strong_model": None,
-    "weak_model": {"val": metrics(0.7 - (dropout - 0.5) ** 2),
+    "weak_model": {"validation": metrics(0.7 - (dropout - 0.5) ** 2),
                    "test": metrics(0.6 - dropout / 10 + seed / 100)},
     "epochs": {"stage1": 3 if transfer else 0, "stage2": 5},
     "wall_seconds": 1.0, "export_dir": "",
@@ -87,7 +87,7 @@ def test_runs_each_seed_with_the_documented_command(tmp_path, fake_main):
   assert failures == []
   experiment = "mosi_text_to_audio_cm_stew"
   assert [call[:4] for call in calls()] == [
-      [f"--flagfile={runner.FLAGFILE_DIR / f'{experiment}.cfg'}", f"--seed={seed}",
+      [f"--flagfile={flagfiles.FLAGFILE_DIR / f'{experiment}.cfg'}", f"--seed={seed}",
        f"--workdir={out / experiment / f'seed{seed}'}",
        f"--manual_dir={pathlib.Path('mosi_files').absolute()}"] for seed in (0, 1)]
   assert all(call[-1] == "--epochs=3" for call in calls())  # extras last: they override
@@ -106,8 +106,12 @@ def test_finished_runs_are_not_rerun(tmp_path, fake_main):
   done.mkdir(parents=True)
   (done / "results.json").write_text(json.dumps({
       "dataset": "mosi", "label": "sentiment", "strong": "text", "weak": "video",
-      "method": "no_lfa", "seed": 0, "flags": {"dropout": 0.3}, "strong_model": None,
-      "weak_model": {"val": {"accuracy": 0.61, "f1_weighted": 0.6},
+      "method": "no_lfa", "seed": 0, "strong_model": None,
+      "config": {"data": {"task": "classification"},
+                 "student": {"encoder": {"gru_layers": 2, "dropout": 0.3}},
+                 "trainer": {"monitor": "accuracy", "select_on": "validation",
+                             "validation": "split"}},
+      "weak_model": {"validation": {"accuracy": 0.61, "f1_weighted": 0.6},
                      "test": {"accuracy": 0.57, "f1_weighted": 0.56}},
       "epochs": {"stage1": 3, "stage2": 5}, "wall_seconds": 10.0, "export_dir": ""}))
   assert _reproduce(out, command, only=only, seeds=2)[0] == []
@@ -130,7 +134,7 @@ def test_a_workdir_from_other_settings_is_refused(tmp_path, fake_main):
   assert len(calls()) == 1
   ((title, reason),) = failures
   assert title == "mosi_video_enc_cls seed 0"
-  assert "other settings (extra differ" in reason and "another --out" in reason
+  assert "other settings (extra: was" in reason and "another --out" in reason
 
 
 def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, fake_main, monkeypatch):
@@ -170,13 +174,13 @@ def test_jobs_run_in_parallel(tmp_path, fake_main):
 
 
 def test_only_selects_experiments_by_substring():
-  names = [e.name for e in runner.find_experiments("mosi", "text_to_audio")]
+  names = [e.name for e in flagfiles.find_experiments("mosi", "text_to_audio")]
   assert names == ["mosi_text_to_audio_cm_stew", "mosi_text_to_audio_no_decoder",
                    "mosi_text_to_audio_no_lfa"]
-  assert len(runner.find_experiments("recola", "valence_video_geometric_to")) == 3
-  assert len(runner.find_experiments("recola")) == 24
-  with pytest.raises(runner.ReproduceError, match="matches no experiment"):
-    runner.find_experiments("mosi", "arousal")
+  assert len(flagfiles.find_experiments("recola", "valence_video_geometric_to")) == 3
+  assert len(flagfiles.find_experiments("recola")) == 24
+  with pytest.raises(flagfiles.FlagfileError, match="matches no experiment"):
+    flagfiles.find_experiments("mosi", "arousal")
 
 
 def test_tune_dropout_picks_the_best_validation_value(tmp_path, fake_main):
@@ -198,7 +202,7 @@ def test_tune_dropout_picks_the_best_validation_value(tmp_path, fake_main):
   assert choices["mosi_audio_enc_cls"]["dropout"] == 0.5
   text = (out / "results.md").read_text()
   assert "## Dropout chosen on validation" in text
-  assert ("| mosi_audio_enc_cls | val acc. % | 61.0 | 66.0 | 69.0 | 70.0 | 69.0 | 66.0 | 0.5 |"
+  assert ("| mosi_audio_enc_cls | validation acc. % | 61.0 | 66.0 | 69.0 | 70.0 | 69.0 | 66.0 | 0.5 |"
           in text)
   # A restart reruns nothing and chooses the same.
   assert _reproduce(out, command, only="mosi_audio_", seeds=2, tune_dropout=True)[0] == []
@@ -214,9 +218,11 @@ def test_cli_rejects_an_unknown_experiment():
 
 def test_choose_dropout_uses_validation_and_prefers_the_smaller_on_ties():
   def result(val, test):
-    return {"weak_model": {"val": {"accuracy": val}, "test": {"accuracy": test}}}
+    return {"config": {"trainer": {"monitor": "accuracy"}},
+            "weak_model": {"validation": {"accuracy": val}, "test": {"accuracy": test}}}
   choices = {0.2: result(0.60, 0.90), 0.4: result(0.70, 0.50), 0.6: result(0.70, 0.60)}
-  assert runner.choose_dropout(choices) == ("accuracy", 0.4)
+  assert reproduce.choose_dropout(choices) == ("accuracy", 0.4)
+  assert reproduce.choose_dropout(choices, "test") == ("accuracy", 0.2)
 
 
 def test_every_run_gets_the_protocol_and_the_shared_teacher_cache(tmp_path, fake_main):
@@ -255,26 +261,26 @@ def test_default_out_folder_per_protocol():
   assert reproduce.default_out("mosi", validation="none") == "runs/reproduce/mosi-validation_none"
 
 
-def test_a_record_from_before_the_protocol_flags_is_the_default_protocol(tmp_path, fake_main):
+def test_a_run_of_another_version_or_protocol_is_refused(tmp_path, fake_main):
   command, calls = fake_main
   out = tmp_path / "out"
   assert _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)[0] == []
+  failures, _ = _reproduce(out, command, only="mosi_video_enc_cls", seeds=1, validation="none")
+  assert "validation: was 'split', now 'none'" in failures[0][1]
   record_path = out / "mosi_video_enc_cls" / "seed0" / runner.RECORD_FILE
   record = json.loads(record_path.read_text())
-  del record["select_on"], record["validation"]
-  record_path.write_text(json.dumps(record))
-  assert _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)[0] == []
-  failures, _ = _reproduce(out, command, only="mosi_video_enc_cls", seeds=1, validation="none")
-  assert "select_on" not in failures[0][1] and "validation differ" in failures[0][1]
+  record_path.write_text(json.dumps({**record, "stew_tf_version": "0.5.0"}))
+  failures, _ = _reproduce(out, command, only="mosi_video_enc_cls", seeds=1)
+  assert "made by stew_tf 0.5.0" in failures[0][1] and "\n" not in failures[0][1]
   assert len(calls()) == 1
 
 
 def test_the_mosi_table_leaves_out_mosi_score_flagfiles(tmp_path):
   for name in ("mosi_audio_enc_cls", "mosi_score_audio_enc_cls"):
     (tmp_path / f"{name}.cfg").write_text("--dataset=mosi\n")
-  assert [e.name for e in runner.find_experiments("mosi", flagfile_dir=tmp_path)] == [
+  assert [e.name for e in flagfiles.find_experiments("mosi", flagfile_dir=tmp_path)] == [
       "mosi_audio_enc_cls"]
-  assert [e.name for e in runner.find_experiments("mosi_score", flagfile_dir=tmp_path)] == [
+  assert [e.name for e in flagfiles.find_experiments("mosi_score", flagfile_dir=tmp_path)] == [
       "mosi_score_audio_enc_cls"]
 
 
@@ -325,12 +331,16 @@ def test_report_names_a_bad_results_or_predictions_file(tmp_path):
   with pytest.raises(runner.ReproduceError, match=r"seed0/results.json: lacks label, method"):
     reproduce.write_report("mosi", tmp_path)
   (run / "results.json").write_text("{")
-  with pytest.raises(runner.ReproduceError, match=r"seed0/results.json: not JSON"):
+  with pytest.raises(runner.ReproduceError, match=r"seed0/results.json is damaged \(not valid JSON"):
     reproduce.write_report("mosi", tmp_path)
   (run / "results.json").write_text(json.dumps({
       "dataset": "mosi", "label": "sentiment", "strong": None, "weak": "audio",
-      "method": "enc_cls", "seed": 0, "flags": {"dropout": 0.3}, "strong_model": None,
-      "weak_model": {"val": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
+      "method": "enc_cls", "seed": 0, "strong_model": None,
+      "config": {"data": {"task": "classification"},
+                 "student": {"encoder": {"gru_layers": 2, "dropout": 0.3}},
+                 "trainer": {"monitor": "accuracy", "select_on": "validation",
+                             "validation": "split"}},
+      "weak_model": {"validation": {"accuracy": 0.5}, "test": {"accuracy": 0.5}},
       "epochs": {"stage1": 0, "stage2": 1}}))
   np.savez(run / "predictions.npz", test_clip=np.zeros(2, np.int32))
   with pytest.raises(runner.ReproduceError, match=r"predictions.npz: lacks the arrays "

@@ -11,7 +11,8 @@ import pytest
 from stew_tf import teachers
 from stew_tf import workdir
 
-RECORD = {"alpha": 0.1, "seed": 0, "data_fingerprint": "abc"}
+RECORD = {"objective": {"alignment": {"alpha": 0.1}}, "trainer": {"seed": 0},
+          "prepared_data": {"data_fingerprint": "abc"}, "stew_tf_version": "9.9.9"}
 
 
 def test_a_fresh_workdir_gets_the_record_and_the_same_record_passes(tmp_path):
@@ -23,13 +24,36 @@ def test_a_fresh_workdir_gets_the_record_and_the_same_record_passes(tmp_path):
 
 def test_a_differing_record_names_every_difference_with_both_values(tmp_path):
   workdir.check_record(str(tmp_path), RECORD)
-  changed = {**RECORD, "alpha": 0.5, "data_fingerprint": "def"}
+  changed = {**RECORD, "objective": {"alignment": {"alpha": 0.5}},
+             "prepared_data": {"data_fingerprint": "def"}}
   with pytest.raises(workdir.WorkdirError) as error:
     workdir.check_record(str(tmp_path), changed)
   message = str(error.value)
-  assert "--alpha: was 0.1, now 0.5" in message
-  assert "data_fingerprint: was 'abc', now 'def'" in message  # not a flag: no dashes
-  assert "--seed" not in message and "\n" not in message
+  assert "objective.alignment.alpha: was 0.1, now 0.5" in message
+  assert "prepared_data.data_fingerprint: was 'abc', now 'def'" in message
+  assert "seed" not in message and "\n" not in message
+  assert message.endswith("choose a new --workdir, or pass --overwrite to move the old run aside")
+
+
+def test_a_run_of_another_version_is_refused_with_one_line_saying_why(tmp_path):
+  workdir.check_record(str(tmp_path), {**RECORD, "stew_tf_version": "0.5.0"})
+  with pytest.raises(workdir.WorkdirError) as error:
+    workdir.check_record(str(tmp_path), RECORD)
+  assert str(error.value) == (
+      f"--workdir={tmp_path} holds a run made with other settings (made by stew_tf 0.5.0, this "
+      "is 9.9.9, and records of other versions are not reused); choose a new --workdir, or "
+      "pass --overwrite to move the old run aside")
+
+
+def test_a_damaged_record_is_named_and_overwrite_moves_it_aside(tmp_path):
+  (tmp_path / "run.json").write_text('{"objective": {"alig')
+  with pytest.raises(workdir.WorkdirError) as error:
+    workdir.check_record(str(tmp_path), RECORD)
+  message = str(error.value)
+  assert message.startswith(f"{tmp_path / 'run.json'} is damaged (not valid JSON: ")
+  assert "\n" not in message
+  workdir.check_record(str(tmp_path), RECORD, overwrite=True, log=lambda line: None)
+  assert json.loads((tmp_path / "run.json").read_text()) == RECORD
 
 
 def test_outputs_without_a_record_are_not_adopted(tmp_path):
@@ -44,13 +68,14 @@ def test_overwrite_moves_the_old_run_aside_and_keeps_the_lock(tmp_path):
   workdir.check_record(str(work), RECORD)
   (work / "results.json").write_text('{"old": true}')
   logged = []
-  workdir.check_record(str(work), {**RECORD, "seed": 1}, overwrite=True, log=logged.append)
+  workdir.check_record(str(work), {**RECORD, "trainer": {"seed": 1}}, overwrite=True,
+                       log=logged.append)
   aside = [p for p in tmp_path.iterdir() if p.name.startswith("work.replaced-")]
   assert len(aside) == 1
   assert json.loads((aside[0] / "results.json").read_text()) == {"old": True}
   assert json.loads((aside[0] / "run.json").read_text()) == RECORD
   assert sorted(os.listdir(work)) == [".lock", "run.json"]
-  assert "--seed: was 0, now 1" in logged[0] and str(aside[0]) in logged[0]
+  assert "trainer.seed: was 0, now 1" in logged[0] and str(aside[0]) in logged[0]
   lock.release()
 
 
@@ -76,19 +101,23 @@ def test_a_held_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(tmp_
     holder.kill()
     holder.wait(timeout=30)
   # The dead process's record is still in the file, but its flock is gone.
+  assert workdir.Lock(str(tmp_path)).holder()["pid"] == holder.pid
   lock = workdir.lock_workdir(str(tmp_path))
-  assert lock.previous_holder["pid"] == holder.pid
   assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
   lock.release()
 
 
 def test_a_teacher_entry_is_named_by_its_identity(tmp_path):
-  identity = {"dataset": "stew_synthetic", "label": "sentiment", "strong": "text", "seed": 2,
-              "learning_rate": 0.001}
+  identity = {"data": {"dataset": "stew_synthetic", "label": "sentiment"},
+              "teacher": {"modality": "text", "trainer": {"seed": 2, "learning_rate": 0.001}},
+              "stew_tf_version": "9.9.9"}
   first = teachers.entry_dir(str(tmp_path), identity)
   assert os.path.basename(first).startswith("stew_synthetic-sentiment-text-seed2-")
   assert teachers.entry_dir(str(tmp_path), dict(identity)) == first
-  assert teachers.entry_dir(str(tmp_path), {**identity, "learning_rate": 0.01}) != first
+  other = {**identity, "teacher": {"modality": "text",
+                                   "trainer": {"seed": 2, "learning_rate": 0.01}}}
+  assert teachers.entry_dir(str(tmp_path), other) != first
+  assert teachers.entry_dir(str(tmp_path), {**identity, "stew_tf_version": "0.5.0"}) != first
   with teachers.Entry(str(tmp_path), identity, log=lambda line: None) as entry:
     assert json.loads((tmp_path / os.path.basename(first) / "identity.json").read_text()) == (
         identity)

@@ -5,10 +5,10 @@ import importlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 
-Builder = builders.builder_class("clips")
-clips = builders.builder_module("clips")
+Builder = tfds_builders.builder_class("clips")
+clips = tfds_builders.builder_module("clips")
 make_dummy_data = importlib.import_module("stew_datasets.clips.make_dummy_data")
 DUMMY_DATA = make_dummy_data.DUMMY_DATA
 

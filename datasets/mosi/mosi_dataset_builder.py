@@ -30,6 +30,12 @@ SCORES = "labels/OpinionLevelSentiment.csv"
 _SCORES_URL = ("https://raw.githubusercontent.com/ASA-MOSI/Audio-Sentiment-Analysis/"
                "c482dd2d939b1a7835d90e4a88ef7cbc4e73f76d/OpinionLevelSentiment.csv")
 MODALITY_DIMS = {"text": 100, "audio": 73, "video": 100}
+
+
+def modality_dims(config_name=None):
+  """{modality: feature dimension} (stew_tf reads them from here); one set for every config."""
+  del config_name
+  return dict(MODALITY_DIMS)
 # The source's own speaker-independent split: 62 train videos, 31 test videos.
 SOURCE_SPLITS = ("train", "test")
 

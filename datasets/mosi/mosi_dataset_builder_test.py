@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 
-Builder = builders.builder_class("mosi")
-builder_module = builders.builder_module("mosi")
+Builder = tfds_builders.builder_class("mosi")
+builder_module = tfds_builders.builder_module("mosi")
 DUMMY_DATA = pathlib.Path(__file__).resolve().parent / "dummy_data"
 
 

@@ -16,9 +16,9 @@ import numpy as np
 
 # Run as a script: make `stew_tf` importable, which imports this folder as `stew_datasets.recola`.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-from stew_tf import builders  # pylint: disable=g-import-not-at-top
+from stew_tf import tfds_builders  # pylint: disable=g-import-not-at-top
 
-builders.builder_module("recola")
+tfds_builders.builder_module("recola")
 arff_io = importlib.import_module("stew_datasets.recola.arff_io")
 make_dummy_data = importlib.import_module("stew_datasets.recola.make_dummy_data")
 

@@ -26,6 +26,12 @@ _TIME_ATTRIBUTE = "frametime"
 _RECORDING = re.compile(r"^(train|dev)_(\d+)\.arff$")
 _PAPER_RECORDINGS = 9  # per partition
 
+
+def modality_dims(config_name=None):
+  """{modality: feature dimension} (stew_tf reads them from here); one set for both labels."""
+  del config_name
+  return dict(FEATURE_DIMS)
+
 _MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 RECOLA is licensed per user: ask its owners for the AVEC 2016 emotion data (an end-user licence
 agreement; https://diuf.unifr.ch/main/diva/recola/) and place its feature and rating folders in

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 
-Builder = builders.builder_class("recola")
-recola = builders.builder_module("recola")
+Builder = tfds_builders.builder_class("recola")
+recola = tfds_builders.builder_module("recola")
 arff_io = importlib.import_module("stew_datasets.recola.arff_io")
 benchmark_arff = importlib.import_module("stew_datasets.recola.benchmark_arff")
 make_dummy_data = importlib.import_module("stew_datasets.recola.make_dummy_data")

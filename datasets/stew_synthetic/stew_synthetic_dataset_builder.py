@@ -75,6 +75,12 @@ _RECOLA_LIKE = SyntheticConfig(
 )
 
 
+def modality_dims(config_name):
+  """{modality: feature dimension} of a config (stew_tf reads them from here)."""
+  config = next(c for c in (_MOSI_LIKE, _RECOLA_LIKE) if c.name == config_name)
+  return {name: modality.dim for name, modality in config.modalities.items()}
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Deterministic synthetic multi-modal affect clips (no files, no network)."""
 

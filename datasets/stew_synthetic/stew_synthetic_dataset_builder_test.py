@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow_datasets as tfds
 
-from stew_tf import builders
+from stew_tf import tfds_builders
 
-Builder = builders.builder_class("stew_synthetic")
+Builder = tfds_builders.builder_class("stew_synthetic")
 
 
 class MosiLikeTest(tfds.testing.DatasetBuilderTestCase):
