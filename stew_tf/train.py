@@ -23,13 +23,20 @@ class StopRequested(Exception):
   """--stop_after_steps was reached; the last finished epoch is checkpointed."""
 
 
-class Interrupted(Exception):
-  """Ctrl-C during training; says where, and what is kept."""
+class Terminated(KeyboardInterrupt):
+  """SIGTERM (what Slurm, Kubernetes and `kill` send), raised by stew_tf.main's handler: it
+  stops training as Ctrl-C does."""
 
-  def __init__(self, stage, epoch, finished_epochs):
-    super().__init__(f"interrupted in {stage}, epoch {epoch}; {finished_epochs} finished "
+
+class Interrupted(Exception):
+  """Ctrl-C or SIGTERM during training; says where, and what is kept."""
+
+  def __init__(self, stage, epoch, finished_epochs, terminated=False):
+    how = "stopped by SIGTERM" if terminated else "interrupted"
+    super().__init__(f"{how} in {stage}, epoch {epoch}; {finished_epochs} finished "
                      f"epoch(s) of {stage} are saved")
     self.stage, self.epoch, self.finished_epochs = stage, epoch, finished_epochs
+    self.terminated = terminated
 
 
 class StepBudget:
@@ -83,9 +90,9 @@ class StageTrainer:
   def predict(self, split):
     return evaluation.predict_split(self.steps.predict_step, split)
 
-  def evaluate(self, split, sentiment=False):
+  def evaluate(self, split):
     """Metrics of the current weights on a data.Split."""
-    return evaluation.split_metrics(self.stage.task, self.predict(split), sentiment)
+    return evaluation.split_metrics(self.stage.task, self.predict(split))
 
   def fit(self, train, selection, log=print):
     """Trains (or resumes, or skips a finished stage) and leaves the selected weights loaded.
@@ -100,15 +107,21 @@ class StageTrainer:
       The done marker: {"epochs", "best_epoch", "best_value"}.
     """
     stage = self.stage
-    done = self.state.done()
+
+    def note(line):
+      log(f"[{stage.name}] {line}")
+
+    for repair in self.state.notes:
+      note(repair)
+    done = self.state.done(note)
     if done is not None:
       self.state.load_best()
-      log(f"[{stage.name}] already finished after {done['epochs']} epochs (kept epoch "
-          f"{done['best_epoch']}); not training again")
+      note(f"already finished after {done['epochs']} epochs (kept epoch {done['best_epoch']}); "
+           "not training again")
       return done
-    if self.state.resume():
-      log(f"[{stage.name}] resuming after epoch {self.state.finished_epochs} from "
-          f"{self.state.last.latest_checkpoint}")
+    resumed_from = self.state.resume(note)
+    if resumed_from:
+      note(f"resuming after epoch {self.state.finished_epochs} from {resumed_from}")
     steps_per_epoch = math.ceil(train.num_examples / train.batch_size)
     for listener in self.listeners:
       listener.on_stage_begin(stage, self.epochs, steps_per_epoch)
@@ -116,9 +129,9 @@ class StageTrainer:
     try:
       while self.state.wants_more(self.epochs, patience):
         self._run_epoch(train, selection)
-    except KeyboardInterrupt:
-      raise Interrupted(stage.name, self.state.finished_epochs + 1,
-                        self.state.finished_epochs) from None
+    except KeyboardInterrupt as stop:
+      raise Interrupted(stage.name, self.state.finished_epochs + 1, self.state.finished_epochs,
+                        terminated=isinstance(stop, Terminated)) from None
     finally:
       for listener in self.listeners:
         listener.on_stage_end()

@@ -21,6 +21,19 @@ def run_main(*args, module="stew_tf.main", cwd=REPO_ROOT, timeout=600):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def user_env():
+  """The environment of a user who set nothing: without the TF_CPP_MIN_LOG_LEVEL and
+  CUDA_VISIBLE_DEVICES that conftest.py and _env() set for the tests."""
+  return {key: value for key, value in _env().items()
+          if key not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+
+
+def run_main_as_user(*args, module="stew_tf.main", timeout=600):
+  """run_main in the environment of a user who set nothing (user_env)."""
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=user_env(),
+                        capture_output=True, text=True, timeout=timeout)
+
+
 def install_fake_main(source, directory, monkeypatch):
   """Writes a stand-in for `python -m stew_tf.main` that appends its argv (a JSON line) to the
   file named by $FAKE_CALLS; returns (its command, a function returning every call's argv)."""
@@ -64,6 +77,6 @@ def export_random_predictor(export_base_dir, dim, seed):
   keras.utils.set_random_seed(seed)
   encoder = models.build_encoder(dim, gru_layers=1, dropout=0.1, mean=np.zeros(dim),
                                  variance=np.ones(dim), name="weak")
-  classifier = models.build_classifier(models.LATENT_DIM, "classification", "weak")
+  classifier = models.build_classifier(models.LATENT_DIM, "classification", "weak", 0.3)
   predictor = models.build_predictor(encoder, classifier, "weak")
   return predictor, export.export_predictor(predictor, str(export_base_dir))
