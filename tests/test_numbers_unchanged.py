@@ -1,0 +1,43 @@
+"""Trained numbers do not change with the code's structure: a 2-epoch run of every method on the
+synthetic data (and of CMU-MOSI's cm_stew, when its files are here) gives the confusion matrices
+and kept epochs that stew_tf 0.5.0, before the config tree and the task table, gave
+(tests/golden/short_runs_0.5.0.json, written from that version's results.json files)."""
+
+import json
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+from tests.helpers import SHARED_DATA
+from tests.helpers import run_main
+
+GOLDEN = json.loads((REPO_ROOT / "tests" / "golden" / "short_runs_0.5.0.json").read_text())
+MOSI_DIR = SHARED_DATA / "mosi"
+RUNS = {
+    **{method: [f"--method={method}"]
+       for method in ("cm_stew", "no_lfa", "no_decoder", "enc_cls", "cls_only")},
+    "mosi_cm_stew": [f"--flagfile={REPO_ROOT / 'flags' / 'mosi_text_to_audio_cm_stew.cfg'}",
+                     f"--manual_dir={MOSI_DIR}"],
+}
+
+
+def _confusions(results):
+  return {model: {split: results[model][split]["confusion"] for split in ("validation", "test")}
+          for model in ("weak_model", "strong_model") if results[model]}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_a_short_run_gives_the_numbers_of_0_5_0(name, tfds_dir, tmp_path_factory):
+  if name.startswith("mosi") and not (MOSI_DIR / "labels").is_dir():
+    pytest.skip(f"CMU-MOSI files not found at {MOSI_DIR}")
+  # One teacher cache for the session: cm_stew and no_decoder share their teacher, as in 0.5.0.
+  root = tmp_path_factory.getbasetemp() / "short_runs"
+  workdir = root / name
+  result = run_main(*RUNS[name], "--epochs=2", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
+                    f"--teacher_cache={root / 'teachers'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads((workdir / "results.json").read_text())
+  golden = GOLDEN[name]
+  assert results["kept_epoch"] == golden["kept_epoch"]
+  assert _confusions(results) == {model: golden[model] for model in ("weak_model", "strong_model")
+                                  if model in golden}
