@@ -15,6 +15,8 @@ from stew_tf import config as config_lib
 from stew_tf import records
 from stew_tf import workdir as workdir_lib
 
+IDENTITY_FILE = "identity.json"
+
 
 def entry_dir(cache, teacher_identity):
   """<cache>/<dataset>-<label>-<strong>-seed<seed>-<hash of the whole identity>."""
@@ -49,11 +51,31 @@ class Entry:
       self.log(f"[stage1] waiting for {workdir_lib.describe_holder(self._lock.holder())}, "
                f"which is training the same teacher in {self.directory}")
       self._lock.acquire(wait=True)
-    path = os.path.join(self.directory, "identity.json")
+    path = os.path.join(self.directory, IDENTITY_FILE)
     if not records.check_same(path, self.identity, f"delete {self.directory} and rerun to "
                               "train the teacher again"):
+      for other, version in self._other_versions():
+        self.log(f"[stage1] not reusing the teacher in {other}: stew_tf {version} made it, and "
+                 f"records and numbers of other versions are not reused; training one for "
+                 f"{self.identity['stew_tf_version']}")
       records.write_json(path, self.identity, sort_keys=True)
     return self
+
+  def _other_versions(self):
+    """(folder, version) of the entries of this teacher's name (dataset, label, modality, seed)
+    that another stew_tf version made."""
+    parent, name = os.path.split(self.directory)
+    prefix = name.rsplit("-", 1)[0] + "-"
+    found = []
+    for other in sorted(os.listdir(parent)):
+      path = os.path.join(parent, other, IDENTITY_FILE)
+      if other == name or not other.startswith(prefix) or not os.path.exists(path):
+        continue
+      identity = records.read_json(path, f"delete {os.path.dirname(path)}")
+      version = identity.get("stew_tf_version", "before 0.6.0")
+      if version != self.identity["stew_tf_version"]:
+        found.append((os.path.join(parent, other), version))
+    return found
 
   def __exit__(self, *exc_info):
     self._lock.release()

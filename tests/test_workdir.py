@@ -122,3 +122,21 @@ def test_a_teacher_entry_is_named_by_its_identity(tmp_path):
     assert json.loads((tmp_path / os.path.basename(first) / "identity.json").read_text()) == (
         identity)
     assert entry.checkpoint_dir == os.path.join(first, "checkpoints")
+
+
+def test_a_teacher_of_another_version_is_not_reused_and_a_line_says_so(tmp_path):
+  identity = {"data": {"dataset": "stew_synthetic", "label": "sentiment"},
+              "teacher": {"modality": "text", "trainer": {"seed": 0}},
+              "stew_tf_version": "9.9.9"}
+  old = tmp_path / "stew_synthetic-sentiment-text-seed0-0123456789ab"  # 0.5.0 had no version
+  old.mkdir()
+  (old / "identity.json").write_text(json.dumps({"dataset": "stew_synthetic", "seed": 0}))
+  lines = []
+  with teachers.Entry(str(tmp_path), identity, log=lines.append) as entry:
+    assert entry.directory != str(old)
+  assert lines == [f"[stage1] not reusing the teacher in {old}: stew_tf before 0.6.0 made it, "
+                   "and records and numbers of other versions are not reused; training one for "
+                   "9.9.9"]
+  with teachers.Entry(str(tmp_path), identity, log=lines.append):
+    pass
+  assert len(lines) == 1  # said once, when the new teacher's entry is made
