@@ -14,6 +14,7 @@ import stew_tf
 from stew_tf import data
 from stew_tf import evaluation
 from stew_tf import export
+from stew_tf import hparams
 from stew_tf import listeners
 from stew_tf import models
 from stew_tf import records
@@ -217,6 +218,7 @@ def _run_locked(config, log, start):
   results["export_dir"] = export.export_predictor(predictor,
                                                   os.path.join(runtime.workdir, "export"))
   records.write_json(os.path.join(runtime.workdir, "results.json"), results)
+  hparams.write(runtime.workdir, config, results)
   log(summary_table(results))
   if results["degenerate"]:
     log(f"warning: the weak model {results['degenerate']['text']}: it has learnt (nearly) "

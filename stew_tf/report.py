@@ -143,8 +143,9 @@ def _baseline_lines(rows):
 
 
 def results_markdown(table, rows, dropout_choices=None, source=None, header_lines=(),
-                     notes=()):
-  """results.md: title, how it was made, conventions, baselines, the table, then the notes."""
+                     notes=(), figure=None):
+  """results.md: title, how it was made, conventions, baselines, the table, a link to `figure`
+  (the paired differences' image beside results.md, if one was drawn), then the notes."""
   title = f"# CM-StEW reproduction: {paper.TABLES.get(table, table)}"
   if any(table_rows.TEST_SELECTION_LABEL in row["protocol"] for row in rows):
     title += f" ({table_rows.TEST_SELECTION_LABEL})"
@@ -160,6 +161,8 @@ def results_markdown(table, rows, dropout_choices=None, source=None, header_line
   if row_notes or notes:
     parts.append("Notes on the table below:\n" + "\n".join([*row_notes, *notes]))
   parts.append(_table_markdown(rows) if rows else "No finished run yet.")
+  if figure:
+    parts.append(f"![Paired differences]({figure})")
   if dropout_choices:
     parts.append(dropout_markdown(dropout_choices))
   if source:

@@ -31,6 +31,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from stew_tf import figures
 from stew_tf import flagfiles
 from stew_tf import paper
 from stew_tf import records
@@ -116,7 +117,8 @@ def _load_predictions(workdir):
 
 def write_report(table, out, dropout_choices=None, computed_baselines=None, header_lines=(),
                  notes=()):
-  """Writes <out>/results.md, results.csv and baselines.csv; returns the rows of results.md."""
+  """Writes <out>/results.md, results.csv, baselines.csv and, when a transfer row has a paired
+  difference, verdict.png; returns the rows of results.md."""
   out = pathlib.Path(out)
   paths = sorted(out.glob("*/seed*/results.json"))
   results = [_load_results(path) for path in paths]
@@ -125,8 +127,9 @@ def write_report(table, out, dropout_choices=None, computed_baselines=None, head
   rows = baseline_rows + table_rows.summarize(results, predictions)
   source = f"Built from {len(paths)} results.json files under {out}."
   out.mkdir(parents=True, exist_ok=True)
+  figure = figures.write_verdict(rows, out / figures.FILE)
   (out / "results.md").write_text(report.results_markdown(
-      table, rows, dropout_choices, source, header_lines, notes))
+      table, rows, dropout_choices, source, header_lines, notes, figure and figure.name))
   (out / "results.csv").write_text(report.results_csv([r for r in rows if r["kind"] == "model"]))
   (out / "baselines.csv").write_text(report.results_csv(baseline_rows))
   return rows

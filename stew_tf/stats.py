@@ -63,7 +63,8 @@ def paired_difference(a, b):
 
   Returns:
     {"mean", "low", "high" (the 95 % t-interval of the mean difference; None for one seed),
-     "positive" (seeds where a > b), "n" (paired seeds), "seeds" (their list)}.
+     "positive" (seeds where a > b), "n" (paired seeds), "seeds" (their list),
+     "per_seed" ({seed: a - b})}.
 
   Raises:
     ValueError: No seed is in both.
@@ -75,7 +76,8 @@ def paired_difference(a, b):
   interval = mean_interval(differences)
   return {"mean": statistics.fmean(differences),
           "low": interval and interval[0], "high": interval and interval[1],
-          "positive": sum(d > 0 for d in differences), "n": len(seeds), "seeds": seeds}
+          "positive": sum(d > 0 for d in differences), "n": len(seeds), "seeds": seeds,
+          "per_seed": dict(zip(seeds, differences))}
 
 
 def verdict(interval, higher_is_better=True):

@@ -201,8 +201,11 @@ def _add_paired_differences(rows):
       row["paired"] = {"note": str(error)}
       continue
     interval = None if difference["low"] is None else (difference["low"], difference["high"])
+    claims = (row["metrics"][metric]["paper"], reference["metrics"][metric]["paper"])
     row["paired"] = {**difference, "metric": metric,
-                     "verdict": stats.verdict(interval, METRICS[metric].higher_is_better)}
+                     "verdict": stats.verdict(interval, METRICS[metric].higher_is_better),
+                     # The paper's own difference between the two rows, where it has both.
+                     "paper": None if None in claims else claims[0] - claims[1]}
 
 
 def baseline_rows(computed, resamples=RESAMPLES):

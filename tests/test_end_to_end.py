@@ -86,6 +86,22 @@ def test_tensorboard_events_hold_every_term(finished_run):
     assert sorted(found["loss/total"]) == [1, 2]
 
 
+def test_hparams_folder_holds_the_settings_and_final_metrics(finished_run):
+  from tests.test_hparams import read_session
+  workdir, _ = finished_run
+  results = json.loads((workdir / "results.json").read_text())
+  settings, scalars = read_session(workdir / "tensorboard" / "hparams")
+  objective = results["config"]["objective"]
+  assert settings["objective.alignment.alpha"] == objective["alignment"]["alpha"]
+  assert settings["student.modality"] == "audio" and settings["teacher.modality"] == "text"
+  assert not any(name.startswith("runtime") for name in settings)
+  for split in ("validation", "test"):
+    assert scalars[f"{split}/accuracy"] == np.float32(
+        results["weak_model"][split]["accuracy"]).item()
+    assert scalars[f"strong/{split}/f1_weighted"] == np.float32(
+        results["strong_model"][split]["f1_weighted"]).item()
+
+
 def test_export_reproduces_the_in_memory_model(finished_run):
   workdir, _ = finished_run
   loaded = tf.saved_model.load(str(workdir / "export" / "1"))

@@ -303,3 +303,11 @@ def test_regression_baselines_take_their_interval_on_ccc_and_claim_no_positive_c
   lines = list(csv.DictReader(io.StringIO(report.results_csv(rows))))
   assert [line["ci_metric"] for line in lines] == ["ccc", "ccc"]
   assert "Always answering" not in report.results_markdown("recola", rows)
+
+
+def test_the_verdict_figure_is_linked_below_the_table_only_when_drawn():
+  rows = table_rows.summarize(_paired_results())
+  linked = report.results_markdown("mosi", rows, figure="verdict.png").split("\n\n")
+  table = next(i for i, part in enumerate(linked) if part.startswith("| Target |"))
+  assert linked[table + 1].strip() == "![Paired differences](verdict.png)"
+  assert "![" not in report.results_markdown("mosi", rows)
