@@ -6,11 +6,14 @@ Prints one JSON object: the device, package versions and, per shape, the stage-1
 training throughput of the real `train.StageTrainer` train step on one random batch (warm-up steps
 excluded; segments/s counts real, unpadded segments), how many times that step was traced, the
 latency of a 1-clip call and the throughput of a full-batch call to the exported SavedModel, and
-the process's peak resident memory.
+the process's peak resident memory. Stage 2 takes the frozen teacher's latents from the batch,
+as training does. `--ab_rounds=N` instead times stage 2's step with the teacher in the step
+against the step with cached latents, alternately (teacher_latents_ab).
 """
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -158,8 +161,9 @@ def bench_serving(export_dir, batch, modality, calls, max_seconds):
   }
 
 
-def stage_trainers(shape, batch, workdir):
-  """{stage name: StageTrainer} of `shape`'s default cm_stew stages, built on `batch`'s clips."""
+def stage_trainers(shape, batch, workdir, cache_teacher_latents=False):
+  """{stage name: StageTrainer} of `shape`'s default cm_stew stages, built on `batch`'s clips
+  (`cache_teacher_latents`: as stew_tf.main trains them; their steps then take step_batch)."""
   spec = data.get_spec(shape.dataset)
   modalities = {m: spec.modalities[m] for m in (shape.strong, shape.weak)}
   config = config_of(shape, workdir)
@@ -167,8 +171,39 @@ def stage_trainers(shape, batch, workdir):
   return {stage.name: train.StageTrainer(stage, modalities, trainer.learning_rate,
                                          os.path.join(workdir, stage.name), seed=trainer.seed,
                                          epochs=trainer.epochs, patience=trainer.patience,
-                                         jit_compile=config.numerics.jit_compile)
+                                         jit_compile=config.numerics.jit_compile,
+                                         cache_teacher_latents=cache_teacher_latents)
           for stage in experiment.build_stages(config, split_of(batch, modalities))}
+
+
+def step_batch(trainer, batch):
+  """`batch` as the trainer's step takes it: with the teacher's latents if it caches them."""
+  if not trainer.caches_teacher_latents:
+    return batch
+  return {**batch, data.TEACHER_LATENTS: trainer.steps.teacher_step(batch)}
+
+
+def teacher_latents_ab(name, workdir, rounds, steps, warmup_steps=2):
+  """Stage 2's step running the teacher (before) and taking its cached latents (now), built on
+  the same batch and alternated round by round (`steps` calls each), and the teacher's pass
+  alone (what a fit now runs once per batch of training clips): medians in ms."""
+  shape = SHAPES[name]
+  keras.utils.set_random_seed(0)
+  batch = random_batch(shape)
+  calls = {}
+  for cache, variant in ((False, "teacher_in_step"), (True, "cached_latents")):
+    trainer = stage_trainers(shape, batch, os.path.join(workdir, variant), cache)["stage2"]
+    calls[variant] = functools.partial(trainer.steps.train_step, step_batch(trainer, batch))
+  teacher_step = trainer.steps.teacher_step
+  calls["teacher_pass"] = lambda: teacher_step(batch).numpy()
+  seconds = {variant: [] for variant in calls}
+  for round_index in range(rounds):
+    for variant, call in calls.items():
+      warmup = warmup_steps if round_index == 0 else 0
+      seconds[variant] += _time_calls(call, warmup, steps, float("inf"))
+  medians = {f"{variant}_ms": float(np.median(s)) * 1000.0 for variant, s in seconds.items()}
+  return {**medians, "saved_ms": medians["teacher_in_step_ms"] - medians["cached_latents_ms"],
+          "rounds": rounds, "steps_per_round": steps}
 
 
 def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max_seconds=10.0):
@@ -183,9 +218,10 @@ def bench_shape(name, workdir, steps=20, warmup_steps=2, inference_calls=50, max
       "task": spec.task_of(shape.label), "clips": shape.clips, "padded_time": shape.time,
       "real_segments": int(batch["mask"].numpy().sum()),
   }
-  trainers = stage_trainers(shape, batch, workdir)
+  trainers = stage_trainers(shape, batch, workdir, cache_teacher_latents=True)
   for stage_name, trainer in trainers.items():
-    result[stage_name] = bench_training(trainer, batch, steps, warmup_steps, max_seconds)
+    result[stage_name] = bench_training(trainer, step_batch(trainer, batch), steps, warmup_steps,
+                                        max_seconds)
   weak = trainers["stage2"].stage
   predictor = models.build_predictor(weak.encoder, weak.classifier, "weak")
   export_dir = export.export_predictor(predictor, os.path.join(workdir, "export"))
@@ -215,8 +251,9 @@ def device_info():
           "usable_cpus": config_lib.usable_cpus()}
 
 
-def run_benchmark(shapes=tuple(SHAPES), **options):
-  """The whole benchmark as a JSON-serialisable dict; `options` go to bench_shape."""
+def run_benchmark(shapes=tuple(SHAPES), ab_rounds=0, **options):
+  """The whole benchmark as a JSON-serialisable dict; `options` go to bench_shape. `ab_rounds`:
+  instead, only teacher_latents_ab with that many rounds of options["steps"] steps."""
   start = time.time()
   results = {
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -227,7 +264,11 @@ def run_benchmark(shapes=tuple(SHAPES), **options):
   }
   with tempfile.TemporaryDirectory(prefix="stew_bench_") as workdir:
     for name in shapes:
-      results["shapes"][name] = bench_shape(name, os.path.join(workdir, name), **options)
+      folder = os.path.join(workdir, name)
+      results["shapes"][name] = (
+          {"stage2_teacher_latents_ab": teacher_latents_ab(
+              name, folder, ab_rounds, options["steps"], options["warmup_steps"])}
+          if ab_rounds else bench_shape(name, folder, **options))
   # ru_maxrss is in KiB on Linux.
   results["peak_host_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   results["wall_s"] = time.time() - start
@@ -248,6 +289,9 @@ def _define_flags():
                      "(but never before 3 timed calls).", lower_bound=0.0)
   flags.DEFINE_bool("deterministic_ops", True, "Enable TF op determinism, as stew_tf.main does "
                     "by default (--deterministic).")
+  flags.DEFINE_integer("ab_rounds", 0, "Instead of the above, alternate stage 2's step with the "
+                       "teacher in the step and with cached teacher latents for this many rounds "
+                       "of --steps steps each (medians).", lower_bound=0)
   flags.DEFINE_string("output", None, "Also write the JSON to this file.")
   flags.register_validator("shapes", lambda names: set(names) <= set(SHAPES),
                            f"--shapes takes names of: {', '.join(SHAPES)}")
@@ -263,7 +307,7 @@ def main(argv):
     tf.config.experimental.enable_op_determinism()
   results = run_benchmark(values.shapes, steps=values.steps, warmup_steps=values.warmup_steps,
                           inference_calls=values.inference_calls,
-                          max_seconds=values.max_seconds)
+                          max_seconds=values.max_seconds, ab_rounds=values.ab_rounds)
   results["deterministic_ops"] = values.deterministic_ops
   text = json.dumps(results, indent=2)
   print(text)

@@ -138,7 +138,7 @@ def _trainer(config, stage, trainer, state_dir, tensorboard_dir, strategy, budge
   return train.StageTrainer(
       stage, modalities, trainer.learning_rate, state_dir, seed=trainer.seed,
       epochs=trainer.epochs, patience=trainer.patience, budget=budget, strategy=strategy,
-      jit_compile=config.numerics.jit_compile,
+      jit_compile=config.numerics.jit_compile, cache_teacher_latents=True,
       listeners=[listeners.Progress(), listeners.ConsoleLog(log, selection),
                  listeners.TensorBoardLog(tensorboard_dir, trainer.learning_rate, selection)])
 

@@ -61,7 +61,10 @@ def make_optimizer(learning_rate):
 class StepFunctions:
   """The traced train and predict steps of one Stage, with on-device loss sums."""
 
-  def __init__(self, stage, modalities, optimizer, strategy=None, jit_compile=False):
+  def __init__(self, stage, modalities, optimizer, strategy=None, jit_compile=False,
+               teacher_latents_in_batch=False):
+    """`teacher_latents_in_batch`: the training batches carry the frozen teacher's latents
+    (data.TEACHER_LATENTS, see teacher_latents), so the step does not run the teacher."""
     self.stage = stage
     self.prediction_loss = tasks.get(stage.task).prediction_loss
     self.optimizer = optimizer
@@ -82,8 +85,11 @@ class StepFunctions:
     signature = data.batch_signature(modalities)
     self.train_step = None
     if self.strategy.num_replicas_in_sync == 1:
-      self._trace_train_step(signature)
+      self._trace_train_step(data.batch_signature(
+          modalities, stage.teacher.outputs[0].shape[-1] if teacher_latents_in_batch else None))
     self.predict_step = tf.function(self._predict_step, input_signature=[signature])
+    self.teacher_step = (tf.function(self._teacher_step, input_signature=[signature])
+                         if stage.alignment else None)
 
   def _trace_train_step(self, signature):
     # One trace per stage: fixed signatures with dynamic batch and time dimensions.
@@ -119,6 +125,19 @@ class StepFunctions:
       return means, None
     return means, (bad_step, self.stage.term_names[int(self.first_bad_term.numpy())])
 
+  def teacher_latents(self, split):
+    """The frozen teacher's latents of every clip of `split`, in its order: [time, dim] arrays.
+
+    They are a fixed function of the clip (no dropout, frozen weights), so computing them once
+    replaces the teacher's forward pass in every step (data.Split.with_teacher_latents).
+    """
+    per_clip = []
+    for batch in split.batches():
+      latents = self.teacher_step(batch).numpy()
+      lengths = batch["mask"].numpy().sum(axis=1)
+      per_clip.extend(clip[:length] for clip, length in zip(latents, lengths))
+    return per_clip
+
   # --- traced -------------------------------------------------------------------------------
   def loss_terms(self, batch, training):
     """This replica's share of each loss term; summed over replicas they give the global value.
@@ -139,8 +158,8 @@ class StepFunctions:
     terms = {"prediction": prediction * share}
     objective = terms["prediction"]  # what this replica differentiates
     if stage.alignment:
-      strong_latents = stage.teacher([batch["features"][stage.strong_modality], mask],
-                                     training=False)
+      strong_latents = (batch[data.TEACHER_LATENTS] if data.TEACHER_LATENTS in batch
+                        else self._teacher_step(batch))
       correlation = losses.dcca_correlation(*_gather(replica, strong_latents, latents, mask),
                                             r1=stage.dcca_r1, r2=stage.dcca_r2)
       terms["dcca"] = -correlation / replica.num_replicas_in_sync
@@ -177,6 +196,11 @@ class StepFunctions:
       self.first_bad_term.assign(tf.where(first, tf.constant(index, tf.int64),
                                           self.first_bad_term))
     return terms
+
+  def _teacher_step(self, batch):
+    latents = self.stage.teacher([batch["features"][self.stage.strong_modality], batch["mask"]],
+                                 training=False)
+    return tf.cast(latents, tf.float32)  # exact for float16 latents (mixed precision)
 
   def _predict_step(self, batch):
     latents = self.stage.encoder([batch["features"][self.stage.modality], batch["mask"]],
