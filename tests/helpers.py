@@ -80,3 +80,33 @@ def export_random_predictor(export_base_dir, dim, seed):
   classifier = models.build_classifier(models.LATENT_DIM, "classification", "weak", 0.3)
   predictor = models.build_predictor(encoder, classifier, "weak")
   return predictor, export.export_predictor(predictor, str(export_base_dir))
+
+
+TOY_DIMS = {"text": 6, "audio": 5}  # a strong and a weak modality of random toy clips
+
+
+def toy_split(num_clips, lengths, batch_size=4, seed=0, poison=False):
+  """A data.Split of random clips whose audio is a noisy view of their text and whose label is
+  text[:, 0] > 0; `lengths` (low, high) bounds each clip's segments; `poison`: a NaN label."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from stew_tf import data  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(seed)
+  examples = []
+  for _ in range(num_clips):
+    length = int(rng.integers(*lengths))
+    text = rng.normal(size=(length, TOY_DIMS["text"])).astype(np.float32)
+    audio = (text[:, :TOY_DIMS["audio"]]
+             + rng.normal(size=(length, TOY_DIMS["audio"]))).astype(np.float32)
+    labels = (text[:, 0] > 0).astype(np.float32)
+    if poison:
+      labels[0] = np.nan
+    examples.append({"features": {"text": text, "audio": audio}, "labels": labels,
+                     "length": length})
+  ds = tf.data.Dataset.from_generator(
+      lambda: iter(examples),
+      output_signature={"features": {m: tf.TensorSpec([None, d], tf.float32)
+                                     for m, d in TOY_DIMS.items()},
+                        "labels": tf.TensorSpec([None], tf.float32),
+                        "length": tf.TensorSpec([], tf.int32)})
+  return data.Split(ds.cache(), num_clips, tuple(TOY_DIMS), batch_size=batch_size)

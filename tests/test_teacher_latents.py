@@ -17,27 +17,15 @@ from stew_tf import models
 from stew_tf import train
 from stew_tf import train_step
 from tests.helpers import REPO_ROOT
+from tests.helpers import TOY_DIMS
+from tests.helpers import toy_split
 
-DIMS = {"text": 6, "audio": 5}
+DIMS = TOY_DIMS
 
 
 def _split(num_clips=12, batch_size=4, seed=0):
-  rng = np.random.default_rng(seed)
-  examples = []
-  for _ in range(num_clips):
-    # Enough rows per batch for well-conditioned 100-d DCCA covariances.
-    length = int(rng.integers(30, 45))
-    text = rng.normal(size=(length, DIMS["text"])).astype(np.float32)
-    audio = (text[:, :DIMS["audio"]] + rng.normal(size=(length, DIMS["audio"]))).astype(np.float32)
-    examples.append({"features": {"text": text, "audio": audio},
-                     "labels": (text[:, 0] > 0).astype(np.float32), "length": length})
-  ds = tf.data.Dataset.from_generator(
-      lambda: iter(examples),
-      output_signature={"features": {m: tf.TensorSpec([None, d], tf.float32)
-                                     for m, d in DIMS.items()},
-                        "labels": tf.TensorSpec([None], tf.float32),
-                        "length": tf.TensorSpec([], tf.int32)})
-  return data.Split(ds.cache(), num_clips, tuple(DIMS), batch_size=batch_size)
+  # Enough rows per batch for well-conditioned 100-d DCCA covariances.
+  return toy_split(num_clips, (30, 45), batch_size=batch_size, seed=seed)
 
 
 def _stage2(seed=0):

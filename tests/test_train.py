@@ -4,33 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stew_tf import data
 from stew_tf import models
 from stew_tf import train
 from stew_tf import train_step
+from tests.helpers import TOY_DIMS
+from tests.helpers import toy_split
 
-DIMS = {"text": 6, "audio": 5}
+DIMS = TOY_DIMS
 
 
 def _split(num_clips, seed=0, poison=False):
-  rng = np.random.default_rng(seed)
-  examples = []
-  for _ in range(num_clips):
-    length = int(rng.integers(3, 9))
-    text = rng.normal(size=(length, DIMS["text"])).astype(np.float32)
-    audio = (text[:, :DIMS["audio"]] + rng.normal(size=(length, DIMS["audio"]))).astype(np.float32)
-    labels = (text[:, 0] > 0).astype(np.float32)
-    if poison:
-      labels[0] = np.nan
-    examples.append({"features": {"text": text, "audio": audio}, "labels": labels,
-                     "length": length})
-  ds = tf.data.Dataset.from_generator(
-      lambda: iter(examples),
-      output_signature={"features": {m: tf.TensorSpec([None, d], tf.float32)
-                                     for m, d in DIMS.items()},
-                        "labels": tf.TensorSpec([None], tf.float32),
-                        "length": tf.TensorSpec([], tf.int32)})
-  return data.Split(ds.cache(), num_clips, tuple(DIMS), batch_size=4)
+  return toy_split(num_clips, (3, 9), seed=seed, poison=poison)
 
 
 def _stages(dropout=0.1):
