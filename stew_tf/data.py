@@ -233,10 +233,15 @@ def load_split(builder, split, modalities, label, batch_size):
 
   ds = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
   try:
-    ds.reduce(np.int64(0), lambda count, _: count + 1)
+    _count(ds)
   except tf.errors.OpError as error:
     raise _damaged_file_error(builder, split, error) from None
   return Split(ds, builder.info.splits[split].num_examples, tuple(modalities), batch_size)
+
+
+def _count(dataset):
+  """The number of elements of `dataset`, read to its end."""
+  return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
 
 
 def _damaged_file_error(builder, split, error):
@@ -248,8 +253,7 @@ def _damaged_file_error(builder, split, error):
     if not tf.io.gfile.exists(shard.filename):
       return DataError(f"prepared data file {shard.filename} is missing; {remedy}")
     try:
-      examples = int(tf.data.TFRecordDataset(shard.filename).reduce(
-          np.int64(0), lambda count, _: count + 1))
+      examples = _count(tf.data.TFRecordDataset(shard.filename))
     except tf.errors.OpError:
       return DataError(f"prepared data file {shard.filename} is damaged (truncated or "
                        f"corrupted); {remedy}")
