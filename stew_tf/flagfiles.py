@@ -102,13 +102,15 @@ def _table_of(stem):
 
 def find_experiments(table, only=None, flagfile_dir=FLAGFILE_DIR):
   """The experiments of a table (`<table>_*.cfg`, not those of a longer table name such as
-  mosi_score for mosi), those whose name contains `only` if given."""
+  mosi_score for mosi), those whose name contains one of `only`'s comma-separated parts if
+  given."""
   paths = [p for p in sorted(pathlib.Path(flagfile_dir).glob(f"{table}_*.cfg"))
            if _table_of(p.stem) == table]
   if not paths:
     raise FlagfileError(f"No flagfile {table}_*.cfg in {flagfile_dir}.")
+  parts = only.split(",") if only else None
   chosen = [Experiment(p.stem, p.resolve(), read_flagfile(p)) for p in paths
-            if not only or only in p.stem]
+            if not parts or any(part in p.stem for part in parts)]
   if not chosen:
     raise FlagfileError(f"--only={only} matches no experiment of --table={table}; the "
                         f"experiments are: {', '.join(p.stem for p in paths)}")

@@ -142,7 +142,7 @@ def _baseline_lines(rows):
   return lines
 
 
-def results_markdown(table, rows, dropout_choices=None, source=None, header_lines=(),
+def results_markdown(table, rows, tuned_choices=None, source=None, header_lines=(),
                      notes=(), figure=None):
   """results.md: title, how it was made, conventions, baselines, the table, a link to `figure`
   (the paired differences' image beside results.md, if one was drawn), then the notes."""
@@ -163,36 +163,39 @@ def results_markdown(table, rows, dropout_choices=None, source=None, header_line
   parts.append(_table_markdown(rows) if rows else "No finished run yet.")
   if figure:
     parts.append(f"![Paired differences]({figure})")
-  if dropout_choices:
-    parts.append(dropout_markdown(dropout_choices))
+  if tuned_choices:
+    parts.append(tuned_markdown(tuned_choices))
   if source:
     parts.append(source)
   return "\n\n".join(parts) + "\n"
 
 
-def dropout_markdown(choices):
-  """The --tune_dropout section: each experiment's metric per dropout, and the pick."""
-  header = ["Experiment", "Metric", *(f"{d:g}" for d in paper.DROPOUT_GRID), "Chosen"]
-  body, chosen_on = [], set()
+def _settings_text(settings):
+  return ", ".join(f"{name} {float(value):.3g}" for name, value in settings.items()) or "-"
+
+
+def tuned_markdown(choices):
+  """The --tune section: each row's study, its best validation value and the chosen settings,
+  and the budget."""
+  header = ["Experiment", "Trials (finished)", "Best validation", "Chosen settings",
+            "Teacher's settings", "Trials' wall time"]
+  body = []
   for name in sorted(choices):
     choice = choices[name]
-    split, metric = choice.get("split", splits.VALIDATION), choice["metric"]
-    chosen_on.add(split)
-    values = choice.get("values") or choice["validation"]  # "validation": older files
-    cells = [name, f"{split} {table_rows.METRICS[metric].title}"]
-    for dropout in paper.DROPOUT_GRID:
-      value = values.get(f"{dropout:g}")
-      cells.append("-" if value is None
-                   else f"{table_rows.display(metric, value):.{table_rows.digits(metric)}f}")
-    body.append(cells + [f"{choice['dropout']:g}"])
-  if splits.TEST in chosen_on:
-    heading = (f"## Dropout chosen on test ({table_rows.TEST_SELECTION_LABEL})\n\nEach experiment "
-               "ran the paper's grid on seed 0; its seeds use the dropout with the best TEST "
-               "metric.")
-  else:
-    heading = ("## Dropout chosen on validation\n\nEach experiment ran the paper's grid on seed "
-               "0; its seeds use the dropout with the best validation metric (ties: the smaller "
-               "dropout). The test split played no part.")
+    body.append([name, f"{choice['trials']} ({choice['completed']})",
+                 f"{choice['validation']:.4f}", _settings_text(choice["settings"]),
+                 _settings_text(choice["teacher"]), f"{choice['trial_seconds'] / 60:.1f} min"])
+  first = next(iter(choices.values()))
+  trials = {choice["trials"] for choice in choices.values()}
+  total = sum(choice["trial_seconds"] for choice in choices.values()) / 60
+  heading = (
+      f"## Settings chosen on validation (equal budget: {', '.join(map(str, sorted(trials)))} "
+      f"trials per row)\n\nEach row's settings are the best trial of its own stew_tf.tune study "
+      f"({first['objective']}, TPE sampler seed {first['sampler_seed']}, every trial on seed "
+      f"{first['sampler_seed']}, which no seed of the table uses); the teacher of a transfer row "
+      "has the settings chosen for its strong modality's labels-only row. The test split played "
+      f"no part. {sum(c['trials'] for c in choices.values())} trials in all, {total:.0f} min "
+      "of trials' wall time (summed over processes). Studies: `<out>/<experiment>/study/study.md`.")
   return heading + "\n\n" + markdown_table(header, body)
 
 

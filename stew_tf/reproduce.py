@@ -2,7 +2,7 @@ r"""Reruns one of the paper's tables over several seeds and tabulates it against
 against computed baselines, with intervals and paired differences.
 
   python -m stew_tf.reproduce --table=mosi --manual_dir=../shared/data/mosi [--seeds=5]
-      [--tune_dropout] [--jobs=2] [--only=text_to] [--extra=--epochs=3]
+      [--tune=30] [--jobs=2] [--only=text_to,audio_enc] [--extra=--epochs=3]
       [--select_on=test] [--validation=none]
 
 Each flagfile `flags/<table>_*.cfg` is one experiment; each (experiment, seed) trains in its own
@@ -13,9 +13,12 @@ stage-1 teachers). An interrupted reproduction resumes when the same command is 
 every `<out>/*/seed*/results.json` (and predictions.npz), plus the trivial baseline and the
 linear probe of each weak modality, computed from the dataset (stew_tf.baselines).
 
-With --tune_dropout, each experiment first runs the paper's dropout grid on seed 0 (in
-`<out>/<experiment>/tune_dropout/dropout<d>/`) and its seeds then use the value with the best
-validation metric; with --select_on=test, the best test metric (labelled as such everywhere).
+With --tune=N, every row first gets a stew_tf.tune study of N trials in
+`<out>/<experiment>/study/` (stew_tf.table_tuning: the same budget and sampler seed for all, on
+the validation split, with trial seeds that no table seed reaches; the strong modality's enc_cls
+row first, whose choice then trains every transfer row's teacher), and its seeds train the
+chosen settings. results.md then lists each row's choice and budget; tuned_settings.json holds
+them.
 """
 
 import datetime
@@ -39,8 +42,8 @@ from stew_tf import report
 from stew_tf import runner as runner_lib
 from stew_tf import splits
 from stew_tf import table_rows
+from stew_tf import table_tuning
 
-CHOICES_FILE = "dropout_choices.json"
 PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "numpy")
 
 
@@ -115,7 +118,7 @@ def _load_predictions(workdir):
     return {name: arrays[name] for name in arrays.files}
 
 
-def write_report(table, out, dropout_choices=None, computed_baselines=None, header_lines=(),
+def write_report(table, out, tuned_choices=None, computed_baselines=None, header_lines=(),
                  notes=()):
   """Writes <out>/results.md, results.csv, baselines.csv and, when a transfer row has a paired
   difference, verdict.png; returns the rows of results.md."""
@@ -129,71 +132,36 @@ def write_report(table, out, dropout_choices=None, computed_baselines=None, head
   out.mkdir(parents=True, exist_ok=True)
   figure = figures.write_verdict(rows, out / figures.FILE)
   (out / "results.md").write_text(report.results_markdown(
-      table, rows, dropout_choices, source, header_lines, notes, figure and figure.name))
+      table, rows, tuned_choices, source, header_lines, notes, figure and figure.name))
   (out / "results.csv").write_text(report.results_csv([r for r in rows if r["kind"] == "model"]))
   (out / "baselines.csv").write_text(report.results_csv(baseline_rows))
   return rows
 
 
-def choose_dropout(results_by_dropout, select_on=splits.VALIDATION):
-  """(metric, dropout) with the best weak-model metric on the `select_on` split; ties go to the
-  smaller dropout. The metric is the one that picks the epoch (the task's, in the config)."""
-  first = next(iter(results_by_dropout.values()))
-  metric = first["config"]["trainer"]["monitor"]
-  best = max(sorted(results_by_dropout),
-             key=lambda d: results_by_dropout[d]["weak_model"][select_on][metric])
-  return metric, best
-
-
-def tune_dropout(runner, experiments, out, extra, select_on=splits.VALIDATION,
-                 validation=splits.VALIDATION_PROTOCOLS[0]):
-  """Runs each experiment's dropout grid on seed 0; returns {name: choice} (report.py's
-  dropout_markdown): the metric, the split that chose, each dropout's value and the pick."""
-  runs = [runner_lib.Run(e, 0, out / e.name / "tune_dropout" / f"dropout{d:g}", d, extra, True,
-                         select_on, validation)
-          for e in experiments for d in paper.DROPOUT_GRID]
-  results = runner.run(runs)
-  choices = {}
-  for experiment in experiments:
-    by_dropout = {run.dropout: results[run.workdir] for run in runs
-                  if run.experiment == experiment and run.workdir in results}
-    if not by_dropout:
-      continue
-    metric, best = choose_dropout(by_dropout, select_on)
-    choices[experiment.name] = {
-        "metric": metric, "dropout": best, "split": select_on,
-        "values": {f"{d:g}": r["weak_model"][select_on][metric] for d, r in by_dropout.items()}}
-  return choices
-
-
 def default_out(table, select_on=splits.VALIDATION,
-                validation=splits.VALIDATION_PROTOCOLS[0]):
+                validation=splits.VALIDATION_PROTOCOLS[0], tune=0):
   """runs/reproduce/<table>, with a suffix per non-default protocol, so that they never mix."""
   name = table
+  name += f"-tune{tune}" if tune else ""
   name += "-select_on_test" if select_on == "test" else ""
   name += "-validation_none" if validation == "none" else ""
   return os.path.join("runs", "reproduce", name)
 
 
-def _load_choices(path):
-  if not path.exists():
-    return {}
-  return records.read_json(path, "delete it to tune the dropout again")
+def _tune_rows(experiments, table, tune, out, jobs, main_args, command, log):
+  """Tunes the rows (and their teachers) with `tune` trials each; returns (the experiments to
+  train on the table's seeds, {name: choice})."""
+  experiments = table_tuning.with_teachers(experiments, table)
+  tuner = table_tuning.TableTuner(tune, out, jobs, main_args, command, log)
+  choices = tuner.tune(experiments)
+  records.write_json(out / table_tuning.CHOICES_FILE, choices, sort_keys=True)
+  return experiments, choices
 
 
-def _tune(runner, tuned, out, extra, protocol, choices_path):
-  """Runs the dropout grid; returns the choices made now, also merged into choices_path."""
-  tuned_now = tune_dropout(runner, tuned, out, extra, *protocol) if tuned else {}
-  if tuned_now:
-    choices = {**_load_choices(choices_path), **tuned_now}
-    records.write_json(choices_path, choices, sort_keys=True)
-  return tuned_now
-
-
-def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=False, only=None,
-              jobs=1, extra=(), command=runner_lib.MAIN_COMMAND, log=print,
-              select_on=splits.VALIDATION, validation=splits.VALIDATION_PROTOCOLS[0],
-              baselines_fn=compute_baselines, invocation=None):
+def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune=0, only=None, jobs=1,
+              extra=(), command=runner_lib.MAIN_COMMAND, log=print, select_on=splits.VALIDATION,
+              validation=splits.VALIDATION_PROTOCOLS[0], baselines_fn=compute_baselines,
+              invocation=None):
   """Runs a table's experiments for seeds 0..seeds-1 and writes the report; returns failures.
 
   Args:
@@ -201,9 +169,9 @@ def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=Fa
     seeds: number of seeds per experiment.
     out: output folder (one subfolder per experiment; stage-1 teachers in <out>/teachers).
     manual_dir, data_dir: passed to stew_tf.main (and used for the baselines).
-    tune_dropout: pick each experiment's --dropout first (seed 0, paper's grid).
-    only: run only the experiments whose name contains this.
-    jobs: processes at once.
+    tune: trials of each row's study (stew_tf.table_tuning) before its seeds; 0: no tuning.
+    only: run only the experiments whose name contains one of these (comma-separated).
+    jobs: processes (or trials) at once.
     extra: flags appended to each stew_tf.main command.
     command: the command that trains one run (tests replace stew_tf.main).
     log: prints one progress line.
@@ -215,36 +183,31 @@ def reproduce(table, seeds, out, manual_dir=None, data_dir=None, tune_dropout=Fa
   Returns:
     (run title, reason) of each run that did not finish.
   """
-  if tune_dropout and select_on == "validation" and validation == "none":
+  if tune and (select_on, validation) != (splits.VALIDATION, splits.VALIDATION_PROTOCOLS[0]):
     raise runner_lib.ReproduceError(
-        "--tune_dropout chooses on the validation split, which --validation=none removes: "
-        "leave --tune_dropout out, or add --select_on=test (a labelled diagnostic)")
+        "--tune chooses on the validation split: leave --select_on and --validation at their "
+        "defaults (validation, split)")
   experiments = flagfiles.find_experiments(table, only)
   out = pathlib.Path(out).absolute()
   manual_dir = os.path.abspath(manual_dir) if manual_dir else None
   data_dir = os.path.abspath(data_dir) if data_dir else None
-  # The classifier-only model has no encoder, so --dropout does not change it.
-  tuned = [e for e in experiments if tune_dropout and e.flag("method") != "cls_only"]
-  total = len(tuned) * len(paper.DROPOUT_GRID) + len(experiments) * seeds
-  log(f"{table}: {len(experiments)} experiments x {seeds} seeds"
-      f"{f' after {len(tuned) * len(paper.DROPOUT_GRID)} dropout-tuning runs' if tuned else ''}"
-      f"; {jobs} at a time; --select_on={select_on} --validation={validation}; results in {out}")
-  runner = runner_lib.Runner(total, jobs, command, manual_dir, data_dir, log, out / "teachers")
-  choices_path = out / CHOICES_FILE
-  tuned_now = _tune(runner, tuned, out, tuple(extra), (select_on, validation), choices_path)
-  runs, untuned = [], []
-  for experiment in experiments:
-    dropout = tuned_now.get(experiment.name, {}).get("dropout")
-    group = [runner_lib.Run(experiment, seed, out / experiment.name / f"seed{seed}", dropout,
-                            tuple(extra), select_on=select_on, validation=validation)
-             for seed in range(seeds)]
-    (untuned if experiment in tuned and dropout is None else runs).extend(group)
-  runner.skip(untuned, "not run: no dropout-tuning run finished")
-  runner.run(runs)
+  choices = {}
+  if tune:
+    main_args = [f"--{name}={value}" for name, value in (("manual_dir", manual_dir),
+                                                          ("data_dir", data_dir)) if value]
+    experiments, choices = _tune_rows(experiments, table, tune, out, jobs,
+                                      main_args + list(extra), command, log)
+  log(f"{table}: {len(experiments)} experiments x {seeds} seeds; {jobs} at a time; "
+      f"--select_on={select_on} --validation={validation}; results in {out}")
+  runner = runner_lib.Runner(len(experiments) * seeds, jobs, command, manual_dir, data_dir, log,
+                             out / "teachers")
+  runner.run([runner_lib.Run(e, seed, out / e.name / f"seed{seed}",
+                             table_tuning.seed_settings(choices[e.name]) if tune else (),
+                             tuple(extra), select_on=select_on, validation=validation)
+              for e in experiments for seed in range(seeds)])
   computed, notes = baselines_fn(experiments, manual_dir, data_dir,
                                  "--download" in extra) if baselines_fn else ({}, [])
-  write_report(table, out, _load_choices(choices_path), computed,
-               environment_lines(invocation), notes)
+  write_report(table, out, choices, computed, environment_lines(invocation), notes)
   if runner.failures:
     log(f"{len(runner.failures)} runs did not finish: "
         f"{', '.join(title for title, _ in runner.failures)}")
@@ -267,10 +230,11 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string("out", None, "Output folder. Default: runs/reproduce/<table>, with "
                       "-select_on_test / -validation_none for those protocols.",
                       flag_values=flag_values)
-  flags.DEFINE_bool("tune_dropout", False, "First pick each experiment's --dropout among "
-                    f"{', '.join(map(str, paper.DROPOUT_GRID))} on seed 0 (on the --select_on "
-                    "split).", flag_values=flag_values)
-  flags.DEFINE_string("only", None, "Run only the experiments (flagfile names) containing this.",
+  flags.DEFINE_integer("tune", 0, "First tune every row with this many stew_tf.tune trials "
+                       "(the strong modality's enc_cls first: it is the teacher), the same "
+                       "sampler seed for all, on the validation split; its seeds then train the "
+                       "chosen settings. 0: no tuning.", lower_bound=0, flag_values=flag_values)
+  flags.DEFINE_string("only", None, "Run only the experiments whose (flagfile) name contains one of these comma-separated strings.",
                       flag_values=flag_values)
   flags.DEFINE_integer("jobs", 1, "Training processes at once.", lower_bound=1,
                        flag_values=flag_values)
@@ -296,10 +260,10 @@ def main(argv):
   if not values["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   extra = tuple(arg for value in values.extra for arg in shlex.split(value))
-  out = values.out or default_out(values.table, values.select_on, values.validation)
+  out = values.out or default_out(values.table, values.select_on, values.validation, values.tune)
   try:
     failures = reproduce(values.table, values.seeds, out, values.manual_dir, values.data_dir,
-                         values.tune_dropout, values.only, values.jobs, extra,
+                         values.tune, values.only, values.jobs, extra,
                          select_on=values.select_on, validation=values.validation,
                          invocation=shlex.join(["python", "-m", "stew_tf.reproduce",
                                                 *sys.argv[1:]]))

@@ -34,20 +34,18 @@ class ReproduceError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One `stew_tf.main` process: an experiment with a seed, maybe a dropout, and extra flags."""
+  """One `stew_tf.main` process: an experiment with a seed, maybe tuned settings, and extra
+  flags."""
   experiment: Experiment
   seed: int
   workdir: pathlib.Path
-  dropout: float | None = None  # overrides the flagfile's --dropout
+  settings: tuple = ()  # (flag, value) pairs chosen by tuning: override the flagfile's
   extra: tuple = ()  # the user's flags, last so that they override everything
-  tuning: bool = False  # a run of the dropout grid
   select_on: str = splits.VALIDATION  # the split that picks the epoch
   validation: str = splits.VALIDATION_PROTOCOLS[0]  # "none": no validation split, fixed epochs
 
   @property
   def title(self):
-    if self.tuning:
-      return f"{self.experiment.name} dropout {self.dropout:g} (tuning, seed {self.seed})"
     return f"{self.experiment.name} seed {self.seed}"
 
   @property
@@ -58,7 +56,7 @@ class Run:
   def record(self):
     """What makes the run's results: compared with what an earlier run in the workdir used."""
     return {"flagfile": [f"--{name}={value}" for name, value in self.experiment.flags],
-            "seed": self.seed, "dropout": self.dropout, "extra": list(self.extra),
+            "seed": self.seed, "settings": dict(self.settings), "extra": list(self.extra),
             "select_on": self.select_on, "validation": self.validation,
             "stew_tf_version": stew_tf.__version__}
 
@@ -69,7 +67,7 @@ class Run:
     args += [f"--data_dir={data_dir}"] if data_dir else []
     args += [f"--select_on={self.select_on}", f"--validation={self.validation}"]
     args += [f"--teacher_cache={teacher_cache}"] if teacher_cache else []
-    args += [f"--dropout={self.dropout:g}"] if self.dropout is not None else []
+    args += [f"--{flag}={value!r}" for flag, value in self.settings]
     return args + list(self.extra)
 
 

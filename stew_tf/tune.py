@@ -123,6 +123,8 @@ class Request:
     self.trials, self.jobs, self.best_seeds = fv.trials, fv.jobs, fv.best_seeds
     name = os.path.basename(config_lib.default_workdir(self.config))
     self.study_dir = pathlib.Path(fv.study or os.path.join("runs", "tune", name))
+    # A reproduction's studies share its teacher cache (stew_tf.table_tuning).
+    self.teacher_cache = self.study_dir / "teachers"
     self.storage = fv.storage
     self.maximise = tasks.get(self.config.data.task).maximise
 
@@ -247,7 +249,7 @@ class Tuner:
       args = self.command + self.request.main_args + [
           f"--{name}={value!r}" for name, value in settings.items()]
       args += [f"--seed={seed}"] if seed is not None else []
-      args += [f"--workdir={workdir}", f"--teacher_cache={self.request.study_dir / 'teachers'}"]
+      args += [f"--workdir={workdir}", f"--teacher_cache={self.request.teacher_cache}"]
       code = runner.run_logged(args, workdir / "log.txt", self.env)
     results = runner.load_results(workdir) if code == 0 else None
     return code, results, time.time() - start

@@ -255,12 +255,20 @@ def test_regression_rows_pair_on_ccc():
   assert "Any constant prediction has CCC 0.000" in text
 
 
-def test_dropout_chosen_on_test_is_labelled():
-  choices = {"mosi_audio_enc_cls": {"metric": "accuracy", "dropout": 0.2, "split": "test",
-                                    "values": {"0.2": 0.6, "0.3": 0.5}}}
-  text = report.dropout_markdown(choices)
-  assert text.startswith("## Dropout chosen on test (selected on test: optimistic, not a result)")
-  assert "| mosi_audio_enc_cls | test acc. % | 60.0 | 50.0 | - | - | - | - | 0.2 |" in text
+def test_tuned_settings_section_gives_each_rows_choice_and_the_budget():
+  choice = {"trials": 30, "completed": 29, "validation": 0.61234, "objective":
+            "validation accuracy", "sampler_seed": 1000, "trial_seconds": 90.0}
+  choices = {"mosi_text_enc_cls": {**choice, "settings": {"dropout": 0.4, "learning_rate": 3e-4},
+                                   "teacher": {}},
+             "mosi_text_to_audio_cm_stew": {
+                 **choice, "settings": {"alpha": 0.0123, "beta": 2.0},
+                 "teacher": {"strong_dropout": "0.4", "strong_learning_rate": "0.0003"}}}
+  text = report.tuned_markdown(choices)
+  assert text.startswith("## Settings chosen on validation (equal budget: 30 trials per row)")
+  assert "60 trials in all, 3 min of trials' wall time" in text
+  assert ("| mosi_text_to_audio_cm_stew | 30 (29) | 0.6123 | alpha 0.0123, beta 2 | "
+          "strong_dropout 0.4, strong_learning_rate 0.0003 | 1.5 min |") in text
+  assert "| mosi_text_enc_cls | 30 (29) | 0.6123 | dropout 0.4, learning_rate 0.0003 | - |" in text
 
 
 def test_a_metric_missing_from_older_runs_is_left_out_of_the_row():
@@ -279,15 +287,6 @@ def test_the_dropout_column_is_the_weak_encoders_and_none_for_a_classifier_alone
   rows = {row["method"]: row for row in table_rows.summarize(results)}
   assert rows["enc_cls"]["dropout"] == [0.4] and rows["cls_only"]["dropout"] == []
   assert rows["enc_cls"]["task"] == "classification"
-
-
-def test_dropout_chosen_on_validation_names_the_validation_split():
-  choices = {"recola_arousal_audio_enc_cls": {"metric": "ccc", "dropout": 0.3,
-                                              "split": "validation",
-                                              "values": {"0.2": 0.41, "0.3": 0.45}}}
-  text = report.dropout_markdown(choices)
-  assert text.startswith("## Dropout chosen on validation")
-  assert "| recola_arousal_audio_enc_cls | validation CCC | 0.410 | 0.450 |" in text
 
 
 def test_regression_baselines_take_their_interval_on_ccc_and_claim_no_positive_class():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stew_tf import flagfiles
-from stew_tf import paper
 from stew_tf import reproduce
 from stew_tf import runner
+from stew_tf import table_tuning
 from tests.helpers import install_fake_main
 from tests.helpers import run_main
 
@@ -22,7 +22,9 @@ import json, os, pathlib, sys
 import numpy as np
 from stew_tf import flagfiles
 args = dict((arg[2:].split("=", 1) + ["true"])[:2] for arg in sys.argv[1:])  # --x: true
-values = dict(flagfiles.read_flagfile(args["flagfile"]))  # its includes followed
+# Its includes followed; stew_tf.tune's trials get the flagfile's flags expanded instead.
+values = dict(flagfiles.read_flagfile(args["flagfile"])) if "flagfile" in args else {}
+values.update(select_on="validation", validation="split")
 values.update(args)  # the command line overrides the flagfile
 with open(os.environ["FAKE_CALLS"], "a") as f:
   f.write(json.dumps(sys.argv[1:]) + "\n")
@@ -72,6 +74,12 @@ def _reproduce(out, command, **kwargs):
                                  command=command, log=lines.append,
                                  baselines_fn=kwargs.pop("baselines_fn", None), **kwargs)
   return failures, "\n".join(lines)
+
+
+def _experiment(call):
+  """The experiment of a call, from its workdir: <out>/<experiment>/{seed<s>,study/trials/<n>}."""
+  parts = pathlib.Path(_flag(call, "workdir")).parts
+  return parts[-4] if "trials" in parts else parts[-2]
 
 
 def _flag(call, name):
@@ -183,30 +191,41 @@ def test_only_selects_experiments_by_substring():
     flagfiles.find_experiments("mosi", "arousal")
 
 
-def test_tune_dropout_picks_the_best_validation_value(tmp_path, fake_main):
+def test_tune_gives_every_row_one_budget_and_the_teacher_its_rows_choice(tmp_path, fake_main):
   command, calls = fake_main
   out = tmp_path / "out"
-  failures, _ = _reproduce(out, command, only="mosi_audio_", seeds=2, tune_dropout=True)
-  assert failures == []
-  # enc_cls runs the grid on seed 0; cls_only has no encoder, so nothing to tune.
-  tuning = [call for call in calls() if "/tune_dropout/" in _flag(call, "workdir")]
-  assert [(_flag(c, "seed"), _flag(c, "dropout")) for c in tuning] == [
-      ("0", f"{d:g}") for d in paper.DROPOUT_GRID]
-  assert all("mosi_audio_enc_cls" in _flag(c, "flagfile") for c in tuning)
-  final = {(pathlib.Path(_flag(c, "flagfile")).stem, _flag(c, "seed")): _flag(c, "dropout")
-           for c in calls() if c not in tuning}
-  # The fake's validation peaks at 0.5 (its test accuracy would pick 0.2).
-  assert final == {("mosi_audio_enc_cls", "0"): "0.5", ("mosi_audio_enc_cls", "1"): "0.5",
-                   ("mosi_audio_cls_only", "0"): None, ("mosi_audio_cls_only", "1"): None}
-  choices = json.loads((out / reproduce.CHOICES_FILE).read_text())
-  assert choices["mosi_audio_enc_cls"]["dropout"] == 0.5
+  only = "mosi_text_to_audio_cm_stew,mosi_audio_enc_cls"
+  assert _reproduce(out, command, only=only, seeds=2, tune=3)[0] == []
+  choices = json.loads((out / table_tuning.CHOICES_FILE).read_text())
+  # The teacher's row (text enc_cls) is tuned and trained too, though --only leaves it out.
+  assert sorted(choices) == ["mosi_audio_enc_cls", "mosi_text_enc_cls",
+                             "mosi_text_to_audio_cm_stew"]
+  trials = [c for c in calls() if "/study/trials/" in _flag(c, "workdir")]
+  names = [_experiment(c) for c in trials]
+  assert sorted(names) == sorted(3 * list(choices))
+  assert names.index("mosi_text_to_audio_cm_stew") > max(
+      i for i, name in enumerate(names) if name != "mosi_text_to_audio_cm_stew")
+  assert {_flag(c, "seed") for c in trials} == {str(table_tuning.TUNING_SEED)}
+  assert {_flag(c, "teacher_cache") for c in calls()} == {str(out / "teachers")}
+  teacher = choices["mosi_text_enc_cls"]["settings"]
+  for call in calls():
+    if "cm_stew" in _experiment(call):
+      assert float(_flag(call, "strong_dropout")) == teacher["dropout"]
+      assert float(_flag(call, "strong_learning_rate")) == teacher["learning_rate"]
+  # Each row's seeds (0 and 1, never the trials' seed) train its best trial's settings.
+  finals = [c for c in calls() if c not in trials]
+  assert len(finals) == 6 and {_flag(c, "seed") for c in finals} == {"0", "1"}
+  for call in finals:
+    chosen = choices[_experiment(call)]
+    study = json.loads((pathlib.Path(chosen["study"]) / "study.json").read_text())
+    assert chosen["settings"] == study["best"]["settings"]
+    assert {name: float(_flag(call, name)) for name in chosen["settings"]} == chosen["settings"]
   text = (out / "results.md").read_text()
-  assert "## Dropout chosen on validation" in text
-  assert ("| mosi_audio_enc_cls | validation acc. % | 61.0 | 66.0 | 69.0 | 70.0 | 69.0 | 66.0 | 0.5 |"
-          in text)
-  # A restart reruns nothing and chooses the same.
-  assert _reproduce(out, command, only="mosi_audio_", seeds=2, tune_dropout=True)[0] == []
-  assert len(calls()) == 10
+  assert "## Settings chosen on validation (equal budget: 3 trials per row)" in text
+  assert "TPE sampler seed 1000" in text and "9 trials in all" in text
+  # A restart trains nothing again.
+  assert _reproduce(out, command, only=only, seeds=2, tune=3)[0] == []
+  assert len(calls()) == 15
 
 
 def test_cli_rejects_an_unknown_experiment():
@@ -214,15 +233,6 @@ def test_cli_rejects_an_unknown_experiment():
                     timeout=60)
   assert result.returncode == 2
   assert "error: --only=no_such_experiment matches no experiment of --table=mosi" in result.stderr
-
-
-def test_choose_dropout_uses_validation_and_prefers_the_smaller_on_ties():
-  def result(val, test):
-    return {"config": {"trainer": {"monitor": "accuracy"}},
-            "weak_model": {"validation": {"accuracy": val}, "test": {"accuracy": test}}}
-  choices = {0.2: result(0.60, 0.90), 0.4: result(0.70, 0.50), 0.6: result(0.70, 0.60)}
-  assert reproduce.choose_dropout(choices) == ("accuracy", 0.4)
-  assert reproduce.choose_dropout(choices, "test") == ("accuracy", 0.2)
 
 
 def test_every_run_gets_the_protocol_and_the_shared_teacher_cache(tmp_path, fake_main):
@@ -242,23 +252,11 @@ def test_every_run_gets_the_protocol_and_the_shared_teacher_cache(tmp_path, fake
   assert line["protocol"] == label
 
 
-def test_tune_dropout_on_test_picks_the_best_test_value_and_says_so(tmp_path, fake_main):
-  command, calls = fake_main
-  out = tmp_path / "out"
-  assert _reproduce(out, command, only="mosi_audio_enc_cls", seeds=1, tune_dropout=True,
-                    select_on="test")[0] == []
-  final = [c for c in calls() if "/tune_dropout/" not in _flag(c, "workdir")]
-  assert [_flag(c, "dropout") for c in final] == ["0.2"]  # the fake's test accuracy peaks there
-  text = (out / "results.md").read_text()
-  assert "## Dropout chosen on test (selected on test: optimistic, not a result)" in text
-  assert json.loads((out / reproduce.CHOICES_FILE).read_text())["mosi_audio_enc_cls"][
-      "split"] == "test"
-
-
 def test_default_out_folder_per_protocol():
   assert reproduce.default_out("mosi") == "runs/reproduce/mosi"
   assert reproduce.default_out("mosi", "test") == "runs/reproduce/mosi-select_on_test"
   assert reproduce.default_out("mosi", validation="none") == "runs/reproduce/mosi-validation_none"
+  assert reproduce.default_out("mosi", tune=30) == "runs/reproduce/mosi-tune30"
 
 
 def test_a_run_of_another_version_or_protocol_is_refused(tmp_path, fake_main):
@@ -316,11 +314,11 @@ def test_report_has_computed_baselines_intervals_and_the_environment(tmp_path, f
       "trivial", "linear_probe"]
 
 
-def test_tune_dropout_without_a_validation_split_is_refused(tmp_path, fake_main):
+@pytest.mark.parametrize("protocol", [{"validation": "none"}, {"select_on": "test"}])
+def test_tune_without_validation_selection_is_refused(protocol, tmp_path, fake_main):
   command, calls = fake_main
-  with pytest.raises(runner.ReproduceError, match="--tune_dropout chooses on the validation"):
-    _reproduce(tmp_path / "out", command, only="mosi_audio_enc_cls", tune_dropout=True,
-               validation="none")
+  with pytest.raises(runner.ReproduceError, match="--tune chooses on the validation split"):
+    _reproduce(tmp_path / "out", command, only="mosi_audio_enc_cls", tune=2, **protocol)
   assert calls() == []
 
 
