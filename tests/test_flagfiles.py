@@ -76,7 +76,7 @@ def golden(name, **changed):
 def test_experiment_resolves_to_its_golden_config(experiment):
   flagfile = f"--flagfile={experiment.flagfile}"
   assert resolved(flagfile) == golden(experiment.name)
-  # `stew_tf.reproduce --tune_dropout` appends --dropout: the teacher's dropout stays as it was.
+  # A study (stew_tf.tune) appends --dropout: the teacher's dropout stays as it was.
   assert resolved(flagfile, "--dropout=0.5") == golden(experiment.name, dropout=0.5)
 
 
@@ -88,7 +88,7 @@ def test_the_experiments_are_those_of_the_golden_file():
 
 def test_no_flag_line_repeats_a_default():
   """Each flag beyond the naming ones changes what some experiment that reads it resolves to, as
-  is or under the --dropout that `stew_tf.reproduce --tune_dropout` appends."""
+  is or under the --dropout that a study (stew_tf.tune) appends."""
   needed = {}
   for experiment in EXPERIMENTS:
     argv = flagfiles.expand_argv(["main", f"--flagfile={experiment.flagfile}"])[1:]
