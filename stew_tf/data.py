@@ -75,32 +75,54 @@ DATASETS = {
     "clips": DatasetSpec(
         builder="clips", config=None, labels=("label",), task="classification",
         needs_files=True, learning_rate=1e-3, epochs=50, paper_dataset=None),
+    # Your own recordings (datasets/recordings, docs/own_data.md): like "clips", the modalities,
+    # label, task and range come from --manual_dir (spec.json and the modality folders).
+    "recordings": DatasetSpec(
+        builder="recordings", config=None, labels=("label",), task="regression",
+        needs_files=True, learning_rate=1e-3, epochs=50, paper_dataset=None),
 }
+
+# Datasets whose builder config and spec come from the folder given as --manual_dir.
+_FOLDER_BUILDERS = {"clips": "a folder holding spec.json, train.npz, validation.npz and test.npz",
+                    "recordings": "a corpus folder holding spec.json, splits.csv, labels/ and "
+                                  "audio/"}
 
 
 def get_spec(dataset, manual_dir=None):
-  """The DatasetSpec of `dataset`, its modalities read from its builder; for "clips", the
-  modalities, task and label range come from `manual_dir`/spec.json."""
+  """The DatasetSpec of `dataset`, its modalities read from its builder; for "clips" and
+  "recordings", the modalities, label, task and label range come from the folder `manual_dir`."""
   if dataset not in DATASETS:
     raise DataError(f"--dataset={dataset} is not a dataset; choose one of: "
                     f"{', '.join(sorted(DATASETS))}")
   spec = DATASETS[dataset]
   module = tfds_builders.builder_module(spec.builder)
-  if spec.builder != "clips":
+  if spec.builder not in _FOLDER_BUILDERS:
     return dataclasses.replace(spec, modalities=module.modality_dims(spec.config))
   try:
-    clips = module.read_spec(_clips_dir(manual_dir))
+    clips = module.read_spec(_clips_dir(manual_dir, dataset))
   except (FileNotFoundError, ValueError) as error:
-    raise DataError(f"--dataset=clips: {error}") from error
-  label_ranges = ((module.LABEL, clips.label_range),) if clips.label_range else ()
-  return dataclasses.replace(spec, modalities=dict(clips.modalities), labels=(module.LABEL,),
+    raise DataError(f"--dataset={dataset}: {error}") from error
+  label = getattr(clips, "label", getattr(module, "LABEL", None))
+  label_ranges = ((label, clips.label_range),) if clips.label_range else ()
+  return dataclasses.replace(spec, modalities=dict(clips.modalities), labels=(label,),
                              task=clips.task, label_ranges=label_ranges)
 
 
-def _clips_dir(manual_dir):
+def feature_recipe(dataset, manual_dir, modality):
+  """The audio feature recipe of `modality` of a dataset prepared from recordings, else None."""
+  if DATASETS[dataset].builder != "recordings" or modality != "audio":
+    return None
+  module = tfds_builders.builder_module("recordings")
+  try:
+    return module.feature_recipe(_clips_dir(manual_dir, dataset))
+  except (FileNotFoundError, ValueError) as error:
+    raise DataError(f"--dataset={dataset}: {error}") from error
+
+
+def _clips_dir(manual_dir, dataset="clips"):
   if not manual_dir:
-    raise DataError("--dataset=clips needs --manual_dir=DIR: a folder holding spec.json, "
-                    "train.npz, validation.npz and test.npz (see docs/own_data.md)")
+    raise DataError(f"--dataset={dataset} needs --manual_dir=DIR: "
+                    f"{_FOLDER_BUILDERS[DATASETS[dataset].builder]} (see docs/own_data.md)")
   directory = os.path.expanduser(manual_dir)
   if not os.path.isdir(directory):
     raise DataError(f"--manual_dir={manual_dir} is not a folder")
@@ -115,18 +137,19 @@ def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False)
   """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed."""
   spec = get_spec(dataset, manual_dir)
   builder_cls = tfds_builders.builder_class(spec.builder)
-  if spec.builder == "clips":
+  if spec.builder in _FOLDER_BUILDERS:
     # The config (named by a hash of the folder's files) is prepared once per folder content.
     try:
-      config = tfds_builders.builder_module("clips").config_from_dir(_clips_dir(manual_dir))
+      config = tfds_builders.builder_module(spec.builder).config_from_dir(
+          _clips_dir(manual_dir, dataset))
     except (FileNotFoundError, ValueError) as error:
-      raise DataError(f"--dataset=clips: {error}") from error
+      raise DataError(f"--dataset={dataset}: {error}") from error
   else:
     config = builder_config_name(spec, label)
   builder = _construct(builder_cls, config, os.path.expanduser(data_dir) if data_dir else None)
   if builder.is_prepared():
     return builder
-  if spec.needs_files and not download and spec.builder != "clips":
+  if spec.needs_files and not download and spec.builder not in _FOLDER_BUILDERS:
     _check_manual_dir(dataset, spec, builder, manual_dir)
   download_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir) if manual_dir else None,

@@ -215,8 +215,9 @@ def _run_locked(config, log, start):
   trainers, done = _train_stages(config, stages, loaded, data_identity, strategy, log)
   results = _results(config, stages, trainers, done, loaded, start)
   predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
-  results["export_dir"] = export.export_predictor(predictor,
-                                                  os.path.join(runtime.workdir, "export"))
+  recipe = data.feature_recipe(config.data.dataset, runtime.manual_dir, config.student.modality)
+  results["export_dir"] = export.export_predictor(
+      predictor, os.path.join(runtime.workdir, "export"), feature_recipe=recipe)
   records.write_json(os.path.join(runtime.workdir, "results.json"), results)
   hparams.write(runtime.workdir, config, results)
   log(summary_table(results))

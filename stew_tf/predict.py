@@ -1,6 +1,8 @@
 """Scores clips with an exported weak-modality model (no training code needed).
 
 python -m stew_tf.predict --export_dir=W/export --input=FILE [--output=FILE.csv|.npy|.json]
+python -m stew_tf.predict --export_dir=W/export --audio=FILE.wav|DIR [--output=trace.csv]
+    [--plot=trace.png] [--server=http://host:8501/v1/models/NAME]
 
 `--export_dir` is a version folder (`W/export/1`) or the base folder (`W/export`: the highest
 numbered version in it is used, as TF Serving does). The feature dimension D is read from the
@@ -19,6 +21,12 @@ the clip id (or index), a tab, then its scores. With --output the scores are wri
 (columns clip_id, segment, score), .npy (float32 [clips, max time], NaN past each clip's end)
 or .json (a list of {"clip_id": ..., "scores": [...]}). Bad input exits with status 2 and one
 `error:` line on stderr that names the file and what was expected.
+
+--audio (a WAV file, or a folder: each .wav in it) applies the export's feature recipe
+(assets.extra/feature_recipe.json, written for models trained on --dataset=recordings) and scores
+one value per 40 ms frame: printed, or written with --output as CSV (recording,time,score);
+--plot draws each recording's trace. --server sends the same features to a TF Serving REST
+endpoint instead of loading the model (the recipe still comes from --export_dir).
 """
 
 import dataclasses
@@ -28,9 +36,13 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
+from stew_tf import audio_features
 from stew_tf import clip_files
+from stew_tf import recording_scores
+from stew_tf import serving_client
 from stew_tf.clip_files import InputError
 
 SIGNATURE = "serving_default"
@@ -118,16 +130,54 @@ def predict(export_dir, input_path, output_path=None, batch_size=32, out=sys.std
   return clips.ids, scores
 
 
+def predict_audio(export_dir, audio_path, output_path=None, plot_path=None, server=None,
+                  batch_size=32, out=sys.stdout):
+  """--audio: one Trace per recording, printed or written; raises InputError on bad input."""
+  recording_scores.check_outputs(output_path, plot_path)
+  path = resolve_export_dir(export_dir)
+  try:
+    recipe = audio_features.read_recipe(path)
+  except audio_features.AudioError as error:
+    raise InputError(str(error)) from None
+  files = recording_scores.audio_files(audio_path)
+  model = serving_client.RestModel(server) if server else load_model(path)
+  traces = []
+  for file in files:
+    times, clips = recording_scores.recording_clips(file, recipe)
+    scores = np.concatenate(score_clips(model, clips, batch_size))
+    traces.append(recording_scores.Trace(recording_scores.recording_name(file), times, scores))
+  if output_path:
+    recording_scores.write_traces(output_path, traces)
+  else:
+    print("\n".join(recording_scores.format_traces(traces)), file=out)
+  if plot_path:
+    recording_scores.plot_traces(plot_path, traces)
+  return traces
+
+
 def _define_flags():
   # Defined only when run as a command: tests import this module beside stew_tf.config and
   # stew_tf.bench, whose --batch_size and --output would otherwise clash with these.
   flags.DEFINE_string("export_dir", None, "SavedModel version folder (W/export/1) or base "
                       "folder (W/export: its highest numbered version is used).")
   flags.DEFINE_string("input", None, "Clips to score: a .npy, .npz or .csv file.")
-  flags.DEFINE_string("output", None, "Write the scores here (.csv, .npy or .json) instead of "
-                      "printing them.")
+  flags.DEFINE_string("audio", None, "Recordings to score: a WAV file or a folder of them "
+                      "(instead of --input; the export must hold a feature recipe).")
+  flags.DEFINE_string("output", None, "Write the scores here (.csv, .npy or .json; --audio: "
+                      ".csv) instead of printing them.")
+  flags.DEFINE_string("plot", None, "--audio: draw the predicted traces into this image file.")
+  flags.DEFINE_string("server", None, "--audio: a TF Serving REST model URL "
+                      "(http://host:8501/v1/models/NAME) to send the features to instead of "
+                      "loading the model.")
   flags.DEFINE_integer("batch_size", 32, "Clips per model call.", lower_bound=1)
-  flags.mark_flags_as_required(["export_dir", "input"])
+  flags.mark_flags_as_required(["export_dir"])
+  flags.register_multi_flags_validator(
+      ["input", "audio"], lambda values: (values["input"] is None) != (values["audio"] is None),
+      "pass exactly one of --input (feature files) and --audio (recordings)")
+  flags.register_multi_flags_validator(
+      ["audio", "server", "plot"],
+      lambda values: values["audio"] or not (values["server"] or values["plot"]),
+      "--server and --plot apply to --audio only")
 
 
 def main(argv):
@@ -136,7 +186,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # TF's INFO lines would mix with the scores
   values = flags.FLAGS
   try:
-    predict(values.export_dir, values.input, values.output, values.batch_size)
+    if values.audio:
+      predict_audio(values.export_dir, values.audio, values.output, values.plot, values.server,
+                    values.batch_size)
+    else:
+      predict(values.export_dir, values.input, values.output, values.batch_size)
   except InputError as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
