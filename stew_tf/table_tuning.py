@@ -77,8 +77,9 @@ class TableTuner:
     try:
       request = tune.Request(argv)
       request.teacher_cache = self.out / "teachers"
-      self.log(f"{experiment.name}: tuning, {self.trials} trials of "
-               f"{', '.join(d.name for d in request.dimensions)} (study: {study_dir})")
+      self.log(f"{experiment.name}: a study of {self.trials} trials over "
+               f"{', '.join(d.name for d in request.dimensions)} (run, resumed or read: "
+               f"{study_dir})")
       tuner = tune.Tuner(request, tune.load_study(request), self.command,
                          lambda line: self.log(f"{experiment.name} {line}"))
       record = tuner.run()
