@@ -9,7 +9,9 @@ Alignment for Affect Recognition": Tables II and IV (CMU-MOSI), III and V (RECOL
 # The tables a reproduction can run: flags/<table>_*.cfg. mosi_score is ours, not the paper's.
 TABLES = {"mosi": "CMU-MOSI, paper Tables II and IV",
           "recola": "RECOLA (AVEC 2016), paper Tables III and V",
-          "mosi_score": "CMU-MOSI continuous sentiment score (regression; not in the paper)"}
+          "mosi_score": "CMU-MOSI continuous sentiment score (regression; not in the paper)",
+          "synthetic": "the embedded synthetic data: positive control and its negative control "
+                       "(not in the paper)"}
 
 # Sec. IV-B: the training and architecture settings, stew_tf.main's defaults on the paper's data.
 DROPOUT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # tuned per model; the chosen values are not given

@@ -8,7 +8,7 @@ from tests.helpers import run_main
 
 @pytest.mark.parametrize("args, expected", [
     (["--weak=smell"], "--weak=smell is not a modality of --dataset=stew_synthetic; choose one "
-                       "of: text, audio, video"),
+                       "of: text, audio, video, label_echo"),
     (["--strong=audio", "--weak=audio"], "--strong and --weak are both audio"),
     (["--dataset=stew_synthetic/recola_like", "--strong=audio", "--weak=video_geometric",
       "--label=dominance"], "--label=dominance is not a target"),
@@ -45,7 +45,7 @@ def test_the_default_workdir_differs_for_runs_that_differ():
   # Settings that do not change the model keep the name.
   assert workdir("--stop_after_steps=3", "--data_dir=/tmp/x") == plain
   # A default written out explicitly is still the default.
-  assert workdir("--alpha=0.1", "--learning_rate=1e-3", "--strong_learning_rate=1e-3") == plain
+  assert workdir("--alpha=0.1", "--learning_rate=3e-3", "--strong_learning_rate=3e-3") == plain
 
 
 @pytest.mark.parametrize("flag, message", [
@@ -117,7 +117,7 @@ def _teacher_key(*args, version=None):
 def test_the_teacher_is_reused_when_only_the_student_or_objective_changes():
   key = _teacher_key()
   # The teacher's own settings that default to the student's, pinned to their defaults.
-  pinned = {"--learning_rate": "--strong_learning_rate=1e-3", "--epochs": "--strong_epochs=25",
+  pinned = {"--learning_rate": "--strong_learning_rate=3e-3", "--epochs": "--strong_epochs=60",
             "--patience": "--strong_patience=10", "--batch_size": "--strong_batch_size=32",
             "--dropout": "--strong_dropout=0.3"}
   for flag in ("--alpha=0.5", "--beta=2", "--decoder_units=64", "--decoder_layers=1",

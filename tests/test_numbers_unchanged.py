@@ -1,7 +1,8 @@
 """Trained numbers do not change with the code's structure: a 2-epoch run of every method on the
-synthetic data (and of CMU-MOSI's cm_stew, when its files are here) gives the confusion matrices
-and kept epochs that stew_tf 0.5.0, before the config tree and the task table, gave
-(tests/golden/short_runs_0.5.0.json, written from that version's results.json files)."""
+synthetic data (0.5.0's default, now `stew_synthetic/mosi_like`; and of CMU-MOSI's cm_stew, when
+its files are here) gives the confusion matrices and kept epochs that stew_tf 0.5.0, before the
+config tree and the task table, gave (tests/golden/short_runs_0.5.0.json, written from that
+version's results.json files)."""
 
 import json
 
@@ -14,7 +15,7 @@ from tests.helpers import run_main
 GOLDEN = json.loads((REPO_ROOT / "tests" / "golden" / "short_runs_0.5.0.json").read_text())
 MOSI_DIR = SHARED_DATA / "mosi"
 RUNS = {
-    **{method: [f"--method={method}"]
+    **{method: ["--dataset=stew_synthetic/mosi_like", f"--method={method}"]
        for method in ("cm_stew", "no_lfa", "no_decoder", "enc_cls", "cls_only")},
     "mosi_cm_stew": [f"--flagfile={REPO_ROOT / 'flags' / 'mosi_text_to_audio_cm_stew.cfg'}",
                      f"--manual_dir={MOSI_DIR}"],

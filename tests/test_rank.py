@@ -15,6 +15,8 @@ from tests.helpers import run_main
 tfds_builders.builder_module("clips")
 make_dummy_data = importlib.import_module("stew_datasets.clips.make_dummy_data")
 
+# The three modalities of the fake; the default synthetic config adds a fourth, label_echo.
+SYNTHETIC = "stew_synthetic/mosi_like"
 # The fake's validation metrics rank text > video > audio (accuracy) and audio > video > text (ccc);
 # its test metrics are ordered the other way, so a ranking that looked at test would differ.
 FAKE_MAIN = r'''
@@ -47,9 +49,9 @@ def fake_main(tmp_path, monkeypatch):
 
 def test_ranks_by_mean_validation_accuracy(tmp_path, fake_main):
   out = tmp_path / "rank"
-  ranking = rank.rank("stew_synthetic", seeds=2, workdir=out,
+  ranking = rank.rank(SYNTHETIC, seeds=2, workdir=out,
                       main_args=["--epochs=2", "--batch_size=8"], log=lambda _: None)
-  expected_calls = [["--dataset=stew_synthetic", "--label=sentiment", "--method=enc_cls",
+  expected_calls = [[f"--dataset={SYNTHETIC}", "--label=sentiment", "--method=enc_cls",
                      f"--weak={m}", f"--seed={s}", f"--workdir={out.absolute() / m / f'seed{s}'}",
                      "--epochs=2", "--batch_size=8"]
                     for m in ("text", "audio", "video") for s in (0, 1)]
@@ -80,20 +82,20 @@ def test_regression_ranks_by_ccc(tmp_path, fake_main):
 
 def test_finished_runs_and_rankings_are_reused(tmp_path, fake_main):
   out = tmp_path / "rank"
-  rank.rank("stew_synthetic", seeds=2, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
+  rank.rank(SYNTHETIC, seeds=2, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
   calls = len(fake_main())
-  rank.rank("stew_synthetic", seeds=2, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
+  rank.rank(SYNTHETIC, seeds=2, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
   assert len(fake_main()) == calls
   for weak, strong in (("audio", "text"), ("text", "video")):
     # Whatever its seeds, a ranking made with the same training flags is reused.
-    chosen, path = rank.best_strong("stew_synthetic", "sentiment", weak, rank_workdir=out,
+    chosen, path = rank.best_strong(SYNTHETIC, "sentiment", weak, rank_workdir=out,
                                     main_args=["--epochs=2"], seeds=5, log=lambda _: None)
     assert (chosen, path) == (strong, str(out.absolute() / "ranking.json"))
   assert len(fake_main()) == calls
 
 
 def test_best_strong_ranks_when_there_is_no_ranking(tmp_path, fake_main):
-  strong, path = rank.best_strong("stew_synthetic", None, "text", rank_workdir=tmp_path / "r",
+  strong, path = rank.best_strong(SYNTHETIC, None, "text", rank_workdir=tmp_path / "r",
                                   seeds=1, log=lambda _: None)
   assert strong == "video" and len(fake_main()) == 3
   assert json.loads(open(path).read())["label"] == "sentiment"
@@ -101,24 +103,24 @@ def test_best_strong_ranks_when_there_is_no_ranking(tmp_path, fake_main):
 
 def test_a_ranking_made_with_other_settings_is_not_reused(tmp_path, fake_main):
   out = tmp_path / "rank"
-  rank.rank("stew_synthetic", seeds=1, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
+  rank.rank(SYNTHETIC, seeds=1, workdir=out, main_args=["--epochs=2"], log=lambda _: None)
   with pytest.raises(rank.RankError, match=r"ranking.json was made with other settings "
                      r"\(main_args: was \['--epochs=2'\], now \['--epochs=3'\]\); delete .* "
                      r"to rank again"):
-    rank.best_strong("stew_synthetic", "sentiment", "audio", rank_workdir=out,
+    rank.best_strong(SYNTHETIC, "sentiment", "audio", rank_workdir=out,
                      main_args=["--epochs=3"], seeds=1)
   (out / "ranking.json").unlink()
   with pytest.raises(rank.RankError, match=r"holds a run made with other settings \(main_args: "
                      r"was \['--epochs=2'\], now \['--epochs=3'\]\); delete that "
                      r"folder"):
-    rank.rank("stew_synthetic", seeds=1, workdir=out, main_args=["--epochs=3"],
+    rank.rank(SYNTHETIC, seeds=1, workdir=out, main_args=["--epochs=3"],
               log=lambda _: None)
 
 
 def test_a_failed_run_stops_with_its_command_and_log(tmp_path, fake_main, monkeypatch):
   monkeypatch.setenv("FAKE_FAIL", "audio")
   with pytest.raises(rank.RankError) as error:
-    rank.rank("stew_synthetic", seeds=1, workdir=tmp_path / "r", log=lambda _: None)
+    rank.rank(SYNTHETIC, seeds=1, workdir=tmp_path / "r", log=lambda _: None)
   message = str(error.value)
   assert "--weak=audio" in message and "failed (exit 1)" in message
   assert "boom: no data for audio" in message
@@ -128,7 +130,7 @@ def test_a_failed_run_stops_with_its_command_and_log(tmp_path, fake_main, monkey
 @pytest.mark.parametrize("arg", ["--weak=text", "--seed=3", "--select_on=test", "epochs=3"])
 def test_flags_the_ranking_sets_are_refused(arg, tmp_path):
   with pytest.raises(rank.RankError, match="the ranking sets"):
-    rank.rank("stew_synthetic", workdir=tmp_path, main_args=[arg])
+    rank.rank(SYNTHETIC, workdir=tmp_path, main_args=[arg])
 
 
 def test_training_args_are_the_flags_given(tmp_path):

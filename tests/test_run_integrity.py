@@ -87,7 +87,7 @@ def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(ref
   assert result.returncode == 1
   line = result.stderr.strip().splitlines()[-1]
   assert "objective.alignment.alpha: was 0.1, now 0.2" in line
-  assert "; trainer.learning_rate: was 0.001, now 0.002" in line
+  assert "; trainer.learning_rate: was 0.003, now 0.002" in line
   assert f"numerics.intra_op_threads: was {threads}, now {threads + 1}" in line
   assert "--overwrite" in line
   again = run_main(*args)  # the same settings: nothing to train, the same results

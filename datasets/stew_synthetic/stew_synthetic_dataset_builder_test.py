@@ -1,11 +1,19 @@
 """Tests of the stew_synthetic builder."""
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from stew_tf import tfds_builders
 
 Builder = tfds_builders.builder_class("stew_synthetic")
+
+
+class NoisyLabelsTest(tfds.testing.DatasetBuilderTestCase):
+  DATASET_CLASS = Builder
+  BUILDER_CONFIG_NAMES_TO_TEST = ["noisy_labels"]
+  SPLITS = {"train": 160, "validation": 160, "test": 120}
+  SKIP_CHECKSUMS = True
 
 
 class MosiLikeTest(tfds.testing.DatasetBuilderTestCase):
@@ -74,3 +82,51 @@ def test_recola_like_targets_are_in_range(tmp_path):
     values = np.concatenate(arrays[target])
     assert values.min() >= -1 and values.max() <= 1 and values.std() > 0.1
   assert all(x.shape == (75, 632) for x in arrays["video_geometric"])
+
+
+def _clean_split(config_name, split):
+  """The clips of `split` with the clean rule's labels: the builder's world without annotator."""
+  module = tfds_builders.builder_module("stew_synthetic")
+  config = next(c for c in Builder.BUILDER_CONFIGS if c.name == config_name)
+  world = module._World(config)  # pylint: disable=protected-access
+  index, count = next((i, n) for i, (name, n) in enumerate(config.split_sizes) if name == split)
+  rng = np.random.default_rng([module._DATA_SEED, index])  # pylint: disable=protected-access
+  return config, [world.clip(rng) for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def noisy_labels_dir(tmp_path_factory):
+  """One data dir for the noisy_labels tests: each prepares it only if it is not yet."""
+  return tmp_path_factory.mktemp("noisy_labels")
+
+
+@pytest.mark.parametrize("split, flip_rate", [("train", 0.4), ("validation", 0.4), ("test", 0.0)])
+def test_noisy_labels_flips_train_and_validation_labels_only(noisy_labels_dir, split, flip_rate):
+  keys = ("text", "audio", "video", "sentiment")
+  stored = _split_arrays(noisy_labels_dir, "noisy_labels", split, keys)
+  config, clean = _clean_split("noisy_labels", split)
+  assert config.label_flip_rate == 0.4
+  for modality in ("text", "audio", "video"):  # The label noise leaves the features alone.
+    for x, clip in zip(stored[modality], clean):
+      np.testing.assert_array_equal(x, clip[modality])
+  observed = np.concatenate(stored["sentiment"])
+  disagree = np.mean(observed != np.concatenate([clip["sentiment"] for clip in clean]))
+  assert abs(disagree - flip_rate) < 0.03, disagree
+
+
+def test_label_echo_knows_the_observed_label_and_nothing_else(noisy_labels_dir):
+  stored = _split_arrays(noisy_labels_dir, "noisy_labels", "train", ("label_echo", "sentiment"))
+  _, clean = _clean_split("noisy_labels", "train")
+  echo = np.concatenate(stored["label_echo"])
+  observed = np.concatenate(stored["sentiment"])
+  truth = np.concatenate([clip["sentiment"] for clip in clean])
+  assert echo.shape[1] == 16
+  for label in (0.0, 1.0):
+    # Given the observed label, the echo is the same whether the clean label agrees or not.
+    agree = echo[(observed == label) & (truth == label)].mean(axis=0)
+    disagree = echo[(observed == label) & (truth != label)].mean(axis=0)
+    np.testing.assert_allclose(agree, disagree, atol=0.2)
+  # And it tells the observed label almost surely: a nearest-class-mean readout.
+  means = np.stack([echo[observed == label].mean(axis=0) for label in (0.0, 1.0)])
+  nearest = np.argmin(((echo[:, None] - means[None]) ** 2).sum(axis=-1), axis=1)
+  assert np.mean(nearest == observed) > 0.97
