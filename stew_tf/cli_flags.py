@@ -54,7 +54,8 @@ def _define_experiment_flags(fv):
   flags.DEFINE_float("dcca_r2", paper.DCCA_R, "DCCA regulariser of the weak covariance, > 0 "
                      "(paper).", flag_values=fv)
   flags.DEFINE_float("learning_rate", None, "Adam learning rate, in (0, 1]. Default: the "
-                     "dataset's (paper: 1e-4 MOSI, 1e-5 RECOLA; 3e-3 for the default synthetic data).",
+                     "dataset's (paper: 1e-4 MOSI, 1e-5 RECOLA; 3e-3 for the default synthetic "
+                     "data).",
                      flag_values=fv)
   flags.DEFINE_integer("batch_size", paper.BATCH_SIZE, "Clips per batch (paper: 32).",
                        lower_bound=2, flag_values=fv)
