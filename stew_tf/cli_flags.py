@@ -21,8 +21,33 @@ from stew_tf import records
 from stew_tf import splits
 from stew_tf import tasks
 
+ALL_STRONG = "all"  # --strong=all: every modality of the dataset but the weak one
+
+
 def _positive(value):
   return value is None or value > 0
+
+
+class Weights(tuple):
+  """--alpha or --beta: one weight for every teacher, or one per teacher ("0.1,0.2")."""
+
+  def __str__(self):
+    return ",".join(map(str, self))
+
+
+class _WeightsParser(flags.ArgumentParser):
+  syntactic_help = "a number, or one per strong modality, comma-separated"
+
+  def parse(self, argument):
+    if isinstance(argument, (tuple, list)):
+      return Weights(float(value) for value in argument)
+    try:
+      return Weights(float(value) for value in str(argument).split(","))
+    except ValueError:
+      raise ValueError(f"expected {self.syntactic_help}") from None
+
+  def flag_type(self):
+    return "float list"
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -38,17 +63,24 @@ def _define_experiment_flags(fv):
   """The flags that determine what is trained."""
   flags.DEFINE_enum("dataset", "stew_synthetic", sorted(data.DATASETS),
                     "Dataset (a TFDS builder under datasets/).", flag_values=fv)
-  flags.DEFINE_string("strong", "text", "Strong modality (training time only).", flag_values=fv)
+  flags.DEFINE_string("strong", "text", "Strong modality (training time only); several, "
+                      "comma-separated, train one teacher each (docs/several_teachers.md); "
+                      f"'{ALL_STRONG}': every modality but --weak; 'auto': the best-ranked one.",
+                      flag_values=fv)
   flags.DEFINE_string("weak", "audio", "Weak modality (the one used at test time).",
                       flag_values=fv)
   flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
                       "valence). Default: the dataset's first.", flag_values=fv)
   flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
       f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
-  flags.DEFINE_float("alpha", 0.1, "Weight of the DCCA alignment loss (-correlation), >= 0. "
-                     "Chosen on validation data; see README.", flag_values=fv)
-  flags.DEFINE_float("beta", 1.0, "Weight of the MAE translation loss, >= 0. Chosen on "
-                     "validation data; see README.", flag_values=fv)
+  weights = dict(parser=_WeightsParser(), serializer=flags.CsvListSerializer(","),
+                 flag_values=fv)
+  flags.DEFINE(name="alpha", default="0.1", help="Weight of the DCCA alignment loss "
+               "(-correlation), >= 0; one per strong modality (comma-separated) or one for all. "
+               "Chosen on validation data; see README.", **weights)
+  flags.DEFINE(name="beta", default="1.0", help="Weight of the MAE translation loss, >= 0; one "
+               "per strong modality (comma-separated) or one for all. Chosen on validation data; "
+               "see README.", **weights)
   flags.DEFINE_float("dcca_r1", paper.DCCA_R, "DCCA regulariser of the strong covariance, > 0 "
                      "(paper).", flag_values=fv)
   flags.DEFINE_float("dcca_r2", paper.DCCA_R, "DCCA regulariser of the weak covariance, > 0 "
@@ -150,8 +182,8 @@ def _register_checks(fv):
   checks = {
       "learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
       "strong_learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
-      "alpha": (lambda v: v >= 0, "expected a number >= 0 (0 turns alignment off)"),
-      "beta": (lambda v: v >= 0, "expected a number >= 0 (0 turns translation off)"),
+      "alpha": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns alignment off)"),
+      "beta": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns translation off)"),
       "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
       "dcca_r2": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
   }
@@ -165,7 +197,8 @@ def _register_checks(fv):
       "manual_dir", lambda path: path is None or os.path.isdir(os.path.expanduser(path)),
       "is not a folder; expected the folder holding the dataset's files", flag_values=fv)
   flags.register_multi_flags_validator(
-      ["dataset", "strong", "weak", "method", "label", "manual_dir"], _check_modalities,
+      ["dataset", "strong", "weak", "method", "label", "manual_dir", "alpha", "beta"],
+      _check_modalities,
       flag_values=fv)
   flags.register_multi_flags_validator(
       ["select_on", "validation"],
@@ -181,24 +214,57 @@ def _check_modalities(values):
     raise flags.ValidationError(str(error)) from None
   valid = ", ".join(spec.modalities)
   method = methods.get(values["method"])
-  # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
-  checked = ["weak"]
-  if method.uses_strong and values["strong"] != "auto":
-    checked.insert(0, "strong")
-  for name in checked:
-    if values[name] not in spec.modalities:
-      raise flags.ValidationError(
-          f"--{name}={values[name]} is not a modality of --dataset={values['dataset']}; "
-          f"choose one of: {valid}")
-  if method.uses_strong and values["strong"] == values["weak"]:
+  if values["weak"] not in spec.modalities:
     raise flags.ValidationError(
-        f"--strong and --weak are both {values['weak']}; --method={values['method']} transfers "
-        f"from one modality to another, so pick two different ones of: {valid}")
+        f"--weak={values['weak']} is not a modality of --dataset={values['dataset']}; "
+        f"choose one of: {valid}")
+  # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
+  if method.uses_strong and values["strong"] != "auto":
+    _check_strong(values, spec, method)
   if values["label"] is not None and values["label"] not in spec.labels:
     raise flags.ValidationError(
         f"--label={values['label']} is not a target of --dataset={values['dataset']}; choose "
         f"one of: {', '.join(spec.labels)}")
   return True
+
+
+def strong_modalities(strong, weak, spec):
+  """The modalities that --strong names (--strong=all: every one of `spec`'s but `weak`)."""
+  if strong == ALL_STRONG:
+    return tuple(m for m in spec.modalities if m != weak)
+  return tuple(m.strip() for m in strong.split(","))
+
+
+def _check_strong(values, spec, method):
+  """--strong names modalities of the dataset, each once, not the weak one; --alpha and --beta
+  give one weight, or one per strong modality."""
+  strong, weak, dataset = values["strong"], values["weak"], values["dataset"]
+  valid = ", ".join(spec.modalities)
+  chosen = strong_modalities(strong, weak, spec)
+  if strong == ALL_STRONG and not chosen:
+    raise flags.ValidationError(f"--strong={ALL_STRONG}: --dataset={dataset} has no modality "
+                                f"but --weak={weak}; expected a dataset with two or more")
+  if "" in chosen:
+    raise flags.ValidationError(f"--strong={strong}: expected one modality or several, "
+                                f"comma-separated, of: {valid} (or {ALL_STRONG})")
+  for modality in chosen:
+    if modality not in spec.modalities:
+      raise flags.ValidationError(
+          f"--strong={strong}: {modality} is not a modality of --dataset={dataset}; choose "
+          f"one or several (comma-separated) of: {valid}")
+    if chosen.count(modality) > 1:
+      raise flags.ValidationError(f"--strong={strong} names {modality} twice; name each strong "
+                                  "modality once")
+  if weak in chosen:
+    raise flags.ValidationError(
+        f"--strong and --weak are both {weak}; --method={values['method']} transfers from one "
+        f"modality to another, so pick two different ones of: {valid}" if len(chosen) == 1 else
+        f"--strong={strong} holds the weak modality {weak} (--weak); expected others of: {valid}")
+  for name, used in (("alpha", method.alignment), ("beta", method.translation)):
+    if used and len(values[name]) not in (1, len(chosen)):
+      raise flags.ValidationError(
+          f"--{name}={values[name]}: expected one weight for every teacher, or one per strong "
+          f"modality of --strong={strong} ({len(chosen)}: {', '.join(chosen)})")
 
 
 def _default(value, fallback):
@@ -219,33 +285,44 @@ def _trainer(raw, spec, task, prefix=""):
 
 
 def _models(raw, spec, method, label):
-  """The teacher, the student and the objective of `method`."""
-  strong, weak = raw["strong"], raw["weak"]
+  """The teacher(s), the student and the objective of `method`: per strong modality one
+  teacher, alignment and translation, a tuple of them with several."""
+  weak = raw["weak"]
+  strong = strong_modalities(raw["strong"], weak, spec)
 
   def gru_layers(side, modality):
     return _default(raw[f"{side}_gru_layers"],
                     paper.encoder_gru_layers(spec.paper_dataset, modality))
 
-  teacher = None
+  def weight(name, index):
+    weights = raw[name]
+    return weights[index] if len(weights) > 1 else weights[0]
+
+  def per_strong(make):
+    made = tuple(make(index, modality) for index, modality in enumerate(strong))
+    return made[0] if len(made) == 1 else made
+
+  teacher = alignment = translation = None
   if method.trains_teacher:
-    teacher = config_lib.Teacher(
-        modality=strong,
-        encoder=config_lib.Encoder(gru_layers("strong", strong),
+    teacher = per_strong(lambda _, modality: config_lib.Teacher(
+        modality=modality,
+        encoder=config_lib.Encoder(gru_layers("strong", modality),
                                    _default(raw["strong_dropout"], raw["dropout"])),
         classifier_dropout=raw["classifier_dropout"],
-        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_"))
+        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_")))
   student = config_lib.Student(
       modality=weak, classifier_dropout=raw["classifier_dropout"],
       encoder=(None if method.identity_encoder
                else config_lib.Encoder(gru_layers("weak", weak), raw["dropout"])))
-  alignment = translation = None
   if method.alignment:
-    alignment = config_lib.Alignment(raw["alpha"], raw["dcca_r1"], raw["dcca_r2"])
+    alignment = per_strong(lambda index, _: config_lib.Alignment(
+        weight("alpha", index), raw["dcca_r1"], raw["dcca_r2"]))
   if method.translation:
     units, layers = paper.decoder_size(raw["dataset"], label, weak)
-    translation = config_lib.Translation(
-        target=strong, beta=raw["beta"], decoder_units=_default(raw["decoder_units"], units),
-        decoder_layers=_default(raw["decoder_layers"], layers))
+    translation = per_strong(lambda index, modality: config_lib.Translation(
+        target=modality, beta=weight("beta", index),
+        decoder_units=_default(raw["decoder_units"], units),
+        decoder_layers=_default(raw["decoder_layers"], layers)))
   objective = config_lib.Objective(alignment, translation) if alignment or translation else None
   return teacher, student, objective
 
