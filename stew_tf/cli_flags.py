@@ -19,40 +19,17 @@ from stew_tf import methods
 from stew_tf import paper
 from stew_tf import records
 from stew_tf import splits
+from stew_tf import strong_flags
 from stew_tf import tasks
-
-ALL_STRONG = "all"  # --strong=all: every modality of the dataset but the weak one
-
 
 def _positive(value):
   return value is None or value > 0
 
 
-class Weights(tuple):
-  """--alpha or --beta: one weight for every teacher, or one per teacher ("0.1,0.2")."""
-
-  def __str__(self):
-    return ",".join(map(str, self))
-
-
-class _WeightsParser(flags.ArgumentParser):
-  syntactic_help = "a number, or one per strong modality, comma-separated"
-
-  def parse(self, argument):
-    if isinstance(argument, (tuple, list)):
-      return Weights(float(value) for value in argument)
-    try:
-      return Weights(float(value) for value in str(argument).split(","))
-    except ValueError:
-      raise ValueError(f"expected {self.syntactic_help}") from None
-
-  def flag_type(self):
-    return "float list"
-
-
 def define_flags(flag_values=flags.FLAGS):
   """Defines stew_tf.main's flags and their checks on `flag_values`."""
   _define_experiment_flags(flag_values)
+  _define_weight_flags(flag_values)
   _define_teacher_trainer_flags(flag_values)
   _define_numerics_flags(flag_values)
   _define_run_flags(flag_values)
@@ -65,22 +42,14 @@ def _define_experiment_flags(fv):
                     "Dataset (a TFDS builder under datasets/).", flag_values=fv)
   flags.DEFINE_string("strong", "text", "Strong modality (training time only); several, "
                       "comma-separated, train one teacher each (docs/several_teachers.md); "
-                      f"'{ALL_STRONG}': every modality but --weak; 'auto': the best-ranked one.",
-                      flag_values=fv)
+                      f"'{strong_flags.ALL}': every modality but --weak; 'auto': the "
+                      "best-ranked one.", flag_values=fv)
   flags.DEFINE_string("weak", "audio", "Weak modality (the one used at test time).",
                       flag_values=fv)
   flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
                       "valence). Default: the dataset's first.", flag_values=fv)
   flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
       f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
-  weights = dict(parser=_WeightsParser(), serializer=flags.CsvListSerializer(","),
-                 flag_values=fv)
-  flags.DEFINE(name="alpha", default="0.1", help="Weight of the DCCA alignment loss "
-               "(-correlation), >= 0; one per strong modality (comma-separated) or one for all. "
-               "Chosen on validation data; see README.", **weights)
-  flags.DEFINE(name="beta", default="1.0", help="Weight of the MAE translation loss, >= 0; one "
-               "per strong modality (comma-separated) or one for all. Chosen on validation data; "
-               "see README.", **weights)
   flags.DEFINE_float("dcca_r1", paper.DCCA_R, "DCCA regulariser of the strong covariance, > 0 "
                      "(paper).", flag_values=fv)
   flags.DEFINE_float("dcca_r2", paper.DCCA_R, "DCCA regulariser of the weak covariance, > 0 "
@@ -125,6 +94,16 @@ def _define_experiment_flags(fv):
                     "split for early stopping; none: train on train+validation for exactly "
                     "--epochs epochs and report the last one (no selection at all).",
                     flag_values=fv)
+
+
+def _define_weight_flags(fv):
+  """--alpha and --beta: one weight for every teacher, or one per strong modality."""
+  for name, default, term in (("alpha", "0.1", "DCCA alignment loss (-correlation)"),
+                              ("beta", "1.0", "MAE translation loss")):
+    flags.DEFINE(strong_flags.WeightsParser(), name, default, f"Weight of the {term}, >= 0; one "
+                 "for every strong modality, or one per strong modality (comma-separated). "
+                 "Chosen on validation data; see README.", flag_values=fv,
+                 serializer=flags.CsvListSerializer(","))
 
 
 def _define_numerics_flags(fv):
@@ -220,51 +199,12 @@ def _check_modalities(values):
         f"choose one of: {valid}")
   # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
   if method.uses_strong and values["strong"] != "auto":
-    _check_strong(values, spec, method)
+    strong_flags.check(values, spec, method)
   if values["label"] is not None and values["label"] not in spec.labels:
     raise flags.ValidationError(
         f"--label={values['label']} is not a target of --dataset={values['dataset']}; choose "
         f"one of: {', '.join(spec.labels)}")
   return True
-
-
-def strong_modalities(strong, weak, spec):
-  """The modalities that --strong names (--strong=all: every one of `spec`'s but `weak`)."""
-  if strong == ALL_STRONG:
-    return tuple(m for m in spec.modalities if m != weak)
-  return tuple(m.strip() for m in strong.split(","))
-
-
-def _check_strong(values, spec, method):
-  """--strong names modalities of the dataset, each once, not the weak one; --alpha and --beta
-  give one weight, or one per strong modality."""
-  strong, weak, dataset = values["strong"], values["weak"], values["dataset"]
-  valid = ", ".join(spec.modalities)
-  chosen = strong_modalities(strong, weak, spec)
-  if strong == ALL_STRONG and not chosen:
-    raise flags.ValidationError(f"--strong={ALL_STRONG}: --dataset={dataset} has no modality "
-                                f"but --weak={weak}; expected a dataset with two or more")
-  if "" in chosen:
-    raise flags.ValidationError(f"--strong={strong}: expected one modality or several, "
-                                f"comma-separated, of: {valid} (or {ALL_STRONG})")
-  for modality in chosen:
-    if modality not in spec.modalities:
-      raise flags.ValidationError(
-          f"--strong={strong}: {modality} is not a modality of --dataset={dataset}; choose "
-          f"one or several (comma-separated) of: {valid}")
-    if chosen.count(modality) > 1:
-      raise flags.ValidationError(f"--strong={strong} names {modality} twice; name each strong "
-                                  "modality once")
-  if weak in chosen:
-    raise flags.ValidationError(
-        f"--strong and --weak are both {weak}; --method={values['method']} transfers from one "
-        f"modality to another, so pick two different ones of: {valid}" if len(chosen) == 1 else
-        f"--strong={strong} holds the weak modality {weak} (--weak); expected others of: {valid}")
-  for name, used in (("alpha", method.alignment), ("beta", method.translation)):
-    if used and len(values[name]) not in (1, len(chosen)):
-      raise flags.ValidationError(
-          f"--{name}={values[name]}: expected one weight for every teacher, or one per strong "
-          f"modality of --strong={strong} ({len(chosen)}: {', '.join(chosen)})")
 
 
 def _default(value, fallback):
@@ -288,7 +228,7 @@ def _models(raw, spec, method, label):
   """The teacher(s), the student and the objective of `method`: per strong modality one
   teacher, alignment and translation, a tuple of them with several."""
   weak = raw["weak"]
-  strong = strong_modalities(raw["strong"], weak, spec)
+  strong = strong_flags.modalities(raw["strong"], weak, spec)
 
   def gru_layers(side, modality):
     return _default(raw[f"{side}_gru_layers"],

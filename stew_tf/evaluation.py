@@ -63,7 +63,7 @@ def strong_model_metrics(results):
   found = results.get("strong_model")
   if not found:
     return {}
-  return {results["strong"]: found} if splits.TEST in found else dict(found)
+  return {results.get("strong"): found} if splits.TEST in found else dict(found)
 
 
 def _metric_text(values):

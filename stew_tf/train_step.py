@@ -178,25 +178,12 @@ class StepFunctions:
     prediction = self.prediction_loss(batch["labels"], scores, mask)
     terms = {"prediction": prediction * share}
     objective = terms["prediction"]  # what this replica differentiates
-    if stage.alignment:
-      teacher_latents = (batch[data.TEACHER_LATENTS] if data.TEACHER_LATENTS in batch
-                         else self._teacher_step(batch))
-      for strong in stage.strong:
-        name = stage.term_name("dcca", strong)
-        terms[name] = -losses.dcca_correlation(
-            *_gather(replica, teacher_latents[strong.modality], latents, mask),
-            r1=strong.dcca_r1, r2=strong.dcca_r2) / replica.num_replicas_in_sync
-        # Every replica computes the same global correlation from the gathered latents; the
-        # gradients of all replicas are summed (all-reduced) before the update, so each replica
-        # differentiates its 1/N share, like the other terms.
-        objective += strong.alpha * terms[name]
-    if stage.translation:
-      for strong in stage.strong:
-        target = strong.normalizer(batch["features"][strong.modality])
-        reconstruction = strong.decoder([latents, mask], training=training)
-        name = stage.term_name("mae", strong)
-        terms[name] = losses.masked_mae(target, reconstruction, mask) * share
-        objective += strong.beta * terms[name]
+    teacher_latents = stage.alignment and (batch.get(data.TEACHER_LATENTS)
+                                           or self._teacher_step(batch))
+    for name, value, weight in [*_alignment_terms(stage, teacher_latents, latents, mask, replica),
+                                *_translation_terms(stage, batch, latents, mask, share, training)]:
+      terms[name] = value
+      objective += weight * value
     terms["total"] = objective
     return terms, objective
 
@@ -232,6 +219,30 @@ class StepFunctions:
     latents = self.stage.encoder([batch["features"][self.stage.modality], batch["mask"]],
                                  training=False)
     return self.stage.classifier(latents, training=False)
+
+
+def _alignment_terms(stage, teacher_latents, latents, mask, replica):
+  """(name, value, alpha) of each strong modality's -DCCA term; none without alignment."""
+  if not stage.alignment:
+    return []
+  # Every replica computes the same global correlation from the gathered latents; the
+  # gradients of all replicas are summed (all-reduced) before the update, so each replica
+  # differentiates its 1/N share, like the other terms.
+  return [(stage.term_name("dcca", strong),
+           -losses.dcca_correlation(
+               *_gather(replica, teacher_latents[strong.modality], latents, mask),
+               r1=strong.dcca_r1, r2=strong.dcca_r2) / replica.num_replicas_in_sync,
+           strong.alpha) for strong in stage.strong]
+
+
+def _translation_terms(stage, batch, latents, mask, share, training):
+  """(name, value, beta) of each strong modality's MAE term; none without translation."""
+  if not stage.translation:
+    return []
+  return [(stage.term_name("mae", strong),
+           losses.masked_mae(strong.normalizer(batch["features"][strong.modality]),
+                             strong.decoder([latents, mask], training=training), mask) * share,
+           strong.beta) for strong in stage.strong]
 
 
 def _gather(replica, strong_latents, latents, mask):
