@@ -18,7 +18,8 @@ A run's identity is everything but `runtime`, plus the prepared data's fingerpri
 version; a teacher's identity is the data, the teacher (with its trainer) and the numerics, plus
 the same two: the same with or without other teachers in the run. One strong modality keeps the
 single branches (records and HParams names as they were); the tuple accessors (`teachers`,
-`alignments`, `translations`, `strong_modalities`) read either shape. No list of field names decides what belongs where: the tree does.
+`alignments`, `translations`, `strong_modalities`) read either shape. No list of field names
+decides what belongs where: the tree does.
 `cli_flags.py` maps stew_tf.main's flags onto this tree.
 """
 

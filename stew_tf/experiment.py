@@ -139,8 +139,8 @@ def build_stages(config, train_split):
         dcca_r1=alignment.r1 if alignment else 0.0, dcca_r2=alignment.r2 if alignment else 0.0))
   stages.append(train_step.Stage(
       name="stage2" if config.strong else "stage1", modality=student.modality, encoder=encoder,
-      classifier=classifier, task=task, alignment=bool(config.alignment), translation=bool(config.translation),
-      strong=tuple(strong)))
+      classifier=classifier, task=task, alignment=bool(config.alignment),
+      translation=bool(config.translation), strong=tuple(strong)))
   return stages
 
 
