@@ -195,7 +195,7 @@ def teacher_latents_ab(name, workdir, rounds, steps, warmup_steps=2):
     trainer = stage_trainers(shape, batch, os.path.join(workdir, variant), cache)["stage2"]
     calls[variant] = functools.partial(trainer.steps.train_step, step_batch(trainer, batch))
   teacher_step = trainer.steps.teacher_step
-  calls["teacher_pass"] = lambda: teacher_step(batch).numpy()
+  calls["teacher_pass"] = lambda: [latents.numpy() for latents in teacher_step(batch).values()]
   seconds = {variant: [] for variant in calls}
   for round_index in range(rounds):
     for variant, call in calls.items():

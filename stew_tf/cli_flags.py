@@ -19,6 +19,7 @@ from stew_tf import methods
 from stew_tf import paper
 from stew_tf import records
 from stew_tf import splits
+from stew_tf import strong_flags
 from stew_tf import tasks
 
 def _positive(value):
@@ -28,6 +29,7 @@ def _positive(value):
 def define_flags(flag_values=flags.FLAGS):
   """Defines stew_tf.main's flags and their checks on `flag_values`."""
   _define_experiment_flags(flag_values)
+  _define_weight_flags(flag_values)
   _define_teacher_trainer_flags(flag_values)
   _define_numerics_flags(flag_values)
   _define_run_flags(flag_values)
@@ -38,17 +40,16 @@ def _define_experiment_flags(fv):
   """The flags that determine what is trained."""
   flags.DEFINE_enum("dataset", "stew_synthetic", sorted(data.DATASETS),
                     "Dataset (a TFDS builder under datasets/).", flag_values=fv)
-  flags.DEFINE_string("strong", "text", "Strong modality (training time only).", flag_values=fv)
+  flags.DEFINE_string("strong", "text", "Strong modality (training time only); several, "
+                      "comma-separated, train one teacher each (docs/several_teachers.md); "
+                      f"'{strong_flags.ALL}': every modality but --weak; 'auto': the "
+                      "best-ranked one.", flag_values=fv)
   flags.DEFINE_string("weak", "audio", "Weak modality (the one used at test time).",
                       flag_values=fv)
   flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
                       "valence). Default: the dataset's first.", flag_values=fv)
   flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
       f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
-  flags.DEFINE_float("alpha", 0.1, "Weight of the DCCA alignment loss (-correlation), >= 0. "
-                     "Chosen on validation data; see README.", flag_values=fv)
-  flags.DEFINE_float("beta", 1.0, "Weight of the MAE translation loss, >= 0. Chosen on "
-                     "validation data; see README.", flag_values=fv)
   flags.DEFINE_float("dcca_r1", paper.DCCA_R, "DCCA regulariser of the strong covariance, > 0 "
                      "(paper).", flag_values=fv)
   flags.DEFINE_float("dcca_r2", paper.DCCA_R, "DCCA regulariser of the weak covariance, > 0 "
@@ -94,6 +95,16 @@ def _define_experiment_flags(fv):
                     "split for early stopping; none: train on train+validation for exactly "
                     "--epochs epochs and report the last one (no selection at all).",
                     flag_values=fv)
+
+
+def _define_weight_flags(fv):
+  """--alpha and --beta: one weight for every teacher, or one per strong modality."""
+  for name, default, term in (("alpha", "0.1", "DCCA alignment loss (-correlation)"),
+                              ("beta", "1.0", "MAE translation loss")):
+    flags.DEFINE(strong_flags.WeightsParser(), name, default, f"Weight of the {term}, >= 0; one "
+                 "for every strong modality, or one per strong modality (comma-separated). "
+                 "Chosen on validation data; see README.", flag_values=fv,
+                 serializer=flags.CsvListSerializer(","))
 
 
 def _define_numerics_flags(fv):
@@ -151,8 +162,8 @@ def _register_checks(fv):
   checks = {
       "learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
       "strong_learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
-      "alpha": (lambda v: v >= 0, "expected a number >= 0 (0 turns alignment off)"),
-      "beta": (lambda v: v >= 0, "expected a number >= 0 (0 turns translation off)"),
+      "alpha": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns alignment off)"),
+      "beta": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns translation off)"),
       "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
       "dcca_r2": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
   }
@@ -166,7 +177,8 @@ def _register_checks(fv):
       "manual_dir", lambda path: path is None or os.path.isdir(os.path.expanduser(path)),
       "is not a folder; expected the folder holding the dataset's files", flag_values=fv)
   flags.register_multi_flags_validator(
-      ["dataset", "strong", "weak", "method", "label", "manual_dir"], _check_modalities,
+      ["dataset", "strong", "weak", "method", "label", "manual_dir", "alpha", "beta"],
+      _check_modalities,
       flag_values=fv)
   flags.register_multi_flags_validator(
       ["select_on", "validation"],
@@ -182,19 +194,13 @@ def _check_modalities(values):
     raise flags.ValidationError(str(error)) from None
   valid = ", ".join(spec.modalities)
   method = methods.get(values["method"])
-  # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
-  checked = ["weak"]
-  if method.uses_strong and values["strong"] != "auto":
-    checked.insert(0, "strong")
-  for name in checked:
-    if values[name] not in spec.modalities:
-      raise flags.ValidationError(
-          f"--{name}={values[name]} is not a modality of --dataset={values['dataset']}; "
-          f"choose one of: {valid}")
-  if method.uses_strong and values["strong"] == values["weak"]:
+  if values["weak"] not in spec.modalities:
     raise flags.ValidationError(
-        f"--strong and --weak are both {values['weak']}; --method={values['method']} transfers "
-        f"from one modality to another, so pick two different ones of: {valid}")
+        f"--weak={values['weak']} is not a modality of --dataset={values['dataset']}; "
+        f"choose one of: {valid}")
+  # Methods without a strong modality ignore --strong; "auto" is resolved by ranking later.
+  if method.uses_strong and values["strong"] != "auto":
+    strong_flags.check(values, spec, method)
   if values["label"] is not None and values["label"] not in spec.labels:
     raise flags.ValidationError(
         f"--label={values['label']} is not a target of --dataset={values['dataset']}; choose "
@@ -220,33 +226,44 @@ def _trainer(raw, spec, task, prefix=""):
 
 
 def _models(raw, spec, method, label):
-  """The teacher, the student and the objective of `method`."""
-  strong, weak = raw["strong"], raw["weak"]
+  """The teacher(s), the student and the objective of `method`: per strong modality one
+  teacher, alignment and translation, a tuple of them with several."""
+  weak = raw["weak"]
+  strong = strong_flags.modalities(raw["strong"], weak, spec)
 
   def gru_layers(side, modality):
     return _default(raw[f"{side}_gru_layers"],
                     paper.encoder_gru_layers(spec.paper_dataset, modality))
 
-  teacher = None
+  def weight(name, index):
+    weights = raw[name]
+    return weights[index] if len(weights) > 1 else weights[0]
+
+  def per_strong(make):
+    made = tuple(make(index, modality) for index, modality in enumerate(strong))
+    return made[0] if len(made) == 1 else made
+
+  teacher = alignment = translation = None
   if method.trains_teacher:
-    teacher = config_lib.Teacher(
-        modality=strong,
-        encoder=config_lib.Encoder(gru_layers("strong", strong),
+    teacher = per_strong(lambda _, modality: config_lib.Teacher(
+        modality=modality,
+        encoder=config_lib.Encoder(gru_layers("strong", modality),
                                    _default(raw["strong_dropout"], raw["dropout"])),
         classifier_dropout=raw["classifier_dropout"],
-        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_"))
+        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_")))
   student = config_lib.Student(
       modality=weak, classifier_dropout=raw["classifier_dropout"],
       encoder=(None if method.identity_encoder
                else config_lib.Encoder(gru_layers("weak", weak), raw["dropout"])))
-  alignment = translation = None
   if method.alignment:
-    alignment = config_lib.Alignment(raw["alpha"], raw["dcca_r1"], raw["dcca_r2"])
+    alignment = per_strong(lambda index, _: config_lib.Alignment(
+        weight("alpha", index), raw["dcca_r1"], raw["dcca_r2"]))
   if method.translation:
     units, layers = paper.decoder_size(raw["dataset"], label, weak)
-    translation = config_lib.Translation(
-        target=strong, beta=raw["beta"], decoder_units=_default(raw["decoder_units"], units),
-        decoder_layers=_default(raw["decoder_layers"], layers))
+    translation = per_strong(lambda index, modality: config_lib.Translation(
+        target=modality, beta=weight("beta", index),
+        decoder_units=_default(raw["decoder_units"], units),
+        decoder_layers=_default(raw["decoder_layers"], layers)))
   objective = config_lib.Objective(alignment, translation) if alignment or translation else None
   return teacher, student, objective
 

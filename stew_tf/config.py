@@ -3,10 +3,12 @@
   Experiment
     method     a row of methods.py
     data       dataset, label and its task
-    teacher    the strong modality's encoder, classifier and own trainer settings (None: no teacher)
+    teacher    the strong modality's encoder, classifier and own trainer settings (None: no
+               teacher); with several strong modalities a tuple of them, in --strong's order
     student    the weak modality's encoder and classifier (the deployed model)
     objective  alignment (alpha, r1, r2) and translation (target, beta, decoder), each None when
-               off; None for the labels-only methods
+               off (a tuple, one per strong modality, with several); None for the labels-only
+               methods
     trainer    the student's training: learning rate, batch size, epochs, patience, the monitored
                metric, the split and protocol that select the epoch, the seed
     numerics   how sums are computed: determinism, threads per op, strategy, precision, XLA
@@ -14,7 +16,10 @@
 
 A run's identity is everything but `runtime`, plus the prepared data's fingerprint and the stew_tf
 version; a teacher's identity is the data, the teacher (with its trainer) and the numerics, plus
-the same two. No list of field names decides what belongs where: the tree does.
+the same two: the same with or without other teachers in the run. One strong modality keeps the
+single branches (records and HParams names as they were); the tuple accessors (`teachers`,
+`alignments`, `translations`, `strong_modalities`) read either shape. No list of field names
+decides what belongs where: the tree does.
 `cli_flags.py` maps stew_tf.main's flags onto this tree.
 """
 
@@ -91,8 +96,10 @@ class Translation:
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-  alignment: Alignment | None
-  translation: Translation | None
+  """Per strong modality (a tuple with several, in --strong's order): its alignment and
+  translation terms."""
+  alignment: Alignment | tuple[Alignment, ...] | None
+  translation: Translation | tuple[Translation, ...] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +129,7 @@ class Experiment:
   """Every choice of one run, defaults resolved; written to run.json and results.json."""
   method: str
   data: Data
-  teacher: Teacher | None
+  teacher: Teacher | tuple[Teacher, ...] | None  # a tuple: several strong modalities
   student: Student
   objective: Objective | None
   trainer: Trainer
@@ -147,20 +154,37 @@ class Experiment:
     return self.objective and self.objective.translation
 
   @property
+  def teachers(self):
+    """The teachers, one per strong modality (none without alignment)."""
+    return _as_tuple(self.teacher)
+
+  @property
+  def alignments(self):
+    return _as_tuple(self.alignment)
+
+  @property
+  def translations(self):
+    return _as_tuple(self.translation)
+
+  @property
+  def strong_modalities(self):
+    """The strong modalities (the teachers', or the translations' targets), in --strong's order."""
+    return (tuple(t.modality for t in self.teachers)
+            or tuple(t.target for t in self.translations))
+
+  @property
   def strong(self):
-    """The strong modality (the teacher's, or the translation's target), or None."""
-    if self.teacher:
-      return self.teacher.modality
-    return self.translation.target if self.translation else None
+    """The strong modality, "text+video" for several, or None (names runs and table rows)."""
+    return "+".join(self.strong_modalities) or None
 
   @property
   def modalities(self):
-    """The modalities that training reads: the strong one (if any) first."""
-    return tuple(m for m in (self.strong, self.student.modality) if m)
+    """The modalities that training reads: the strong ones (if any) first."""
+    return (*self.strong_modalities, self.student.modality)
 
   def as_dict(self):
-    """The whole tree, runtime included (results.json)."""
-    return dataclasses.asdict(self)
+    """The whole tree, runtime included (results.json); several teachers as lists."""
+    return _lists(dataclasses.asdict(self))
 
   def identity(self, data_record):
     """What determines the trained models: every branch but runtime, the prepared data's
@@ -168,12 +192,31 @@ class Experiment:
     tree = {k: v for k, v in self.as_dict().items() if k != "runtime"}
     return {**tree, "prepared_data": data_record, "stew_tf_version": stew_tf.__version__}
 
-  def teacher_identity(self, data_record):
-    """What determines the teacher: the data, the teacher with its trainer, the numerics, the
-    prepared data and the version; nothing of the student or the objective."""
+  def teacher_identity(self, data_record, teacher=None):
+    """What determines `teacher` (None: the only one): the data, the teacher with its trainer,
+    the numerics, the prepared data and the version; nothing of the student, the objective or
+    the other teachers."""
+    (teacher,) = (teacher,) if teacher else self.teachers
     tree = self.as_dict()
-    return {key: tree[key] for key in ("data", "teacher", "numerics")} | {
-        "prepared_data": data_record, "stew_tf_version": stew_tf.__version__}
+    return {"data": tree["data"], "teacher": dataclasses.asdict(teacher),
+            "numerics": tree["numerics"], "prepared_data": data_record,
+            "stew_tf_version": stew_tf.__version__}
+
+
+def _as_tuple(branch):
+  """A branch that is one item, a tuple of them (several strong modalities), or None."""
+  if branch is None:
+    return ()
+  return branch if isinstance(branch, tuple) else (branch,)
+
+
+def _lists(value):
+  """`value` with its tuples as lists, as they read back from JSON."""
+  if isinstance(value, dict):
+    return {key: _lists(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_lists(item) for item in value]
+  return value
 
 
 def settings_hash(settings, length=8):
@@ -182,7 +225,8 @@ def settings_hash(settings, length=8):
 
 
 def default_workdir(config, changed=None):
-  """runs/<dataset>[-<label>]-[<strong>-]<weak>-<method>-seed<seed>[-<hash>].
+  """runs/<dataset>[-<label>]-[<strong>-]<weak>-<method>-seed<seed>[-<hash>] (<strong>: e.g.
+  text+video for several strong modalities).
 
   The hash (of the settings that differ from the experiment's defaults) keeps runs that differ
   in anything that changes the model apart.

@@ -2,8 +2,8 @@
 
 Each batch is a dict: `features` ({modality: float32 [B, T, D]}), `mask` (bool [B, T], True on
 real segments, always right-padded so that the GRUs can take the cuDNN path) and `labels`
-(float32 [B, T]); a training split of an aligned stage adds `teacher_latents` (float32
-[B, T, 100], see Split.with_teacher_latents).
+(float32 [B, T]); a training split of an aligned stage adds `teacher_latents` ({strong modality:
+float32 [B, T, 100]}, one per teacher, see Split.with_teacher_latents).
 """
 
 import dataclasses
@@ -199,7 +199,8 @@ def _check_manual_dir(dataset, spec, builder, manual_dir):
                     f"pass --download:\n{module.files_needed(missing, manual_dir)}")
 
 
-# The batch entry of the frozen teacher's latents (computed once per clip: train.StageTrainer).
+# The batch entry of the frozen teachers' latents, by strong modality (computed once per clip:
+# train.StageTrainer).
 TEACHER_LATENTS = "teacher_latents"
 
 
@@ -221,16 +222,18 @@ class Split:
     return ds.prefetch(tf.data.AUTOTUNE)
 
   def with_teacher_latents(self, latents):
-    """This split with each clip's [time, dim] teacher latents (`latents`, one array per clip in
-    the split's order) as the examples' TEACHER_LATENTS, padded in batches like the features.
+    """This split with each clip's [time, dim] latents of every teacher (`latents`: {strong
+    modality: one array per clip in the split's order}) as the examples' TEACHER_LATENTS,
+    padded in batches like the features.
 
     The shuffle's order depends only on its seed and the number of examples, so every epoch
     draws the same clips in the same order as without them. The latents are held once, in
     memory (not cached again with the features, which this split's dataset already caches).
     """
-    lengths = [len(clip) for clip in latents]
-    per_clip = tf.data.Dataset.from_tensor_slices(
-        tf.RaggedTensor.from_row_lengths(np.concatenate(latents).astype(np.float32), lengths))
+    per_clip = tf.data.Dataset.from_tensor_slices({
+        modality: tf.RaggedTensor.from_row_lengths(np.concatenate(clips).astype(np.float32),
+                                                   [len(clip) for clip in clips])
+        for modality, clips in latents.items()})
 
     def attach(example, clip_latents):
       return {**example, TEACHER_LATENTS: clip_latents}
@@ -294,15 +297,16 @@ def _damaged_file_error(builder, split, error):
   return error
 
 
-def batch_signature(modalities, teacher_latent_dim=None):
+def batch_signature(modalities, teacher_latent_dims=None):
   """The tf.TensorSpec of a batch, for tf.function input signatures (one trace per stage);
-  `teacher_latent_dim`: the batches carry TEACHER_LATENTS of that size."""
+  `teacher_latent_dims` ({strong modality: dim}): the batches carry those TEACHER_LATENTS."""
   signature = {
       "features": {name: tf.TensorSpec([None, None, dim], tf.float32)
                    for name, dim in modalities.items()},
       "labels": tf.TensorSpec([None, None], tf.float32),
       "mask": tf.TensorSpec([None, None], tf.bool),
   }
-  if teacher_latent_dim:
-    signature[TEACHER_LATENTS] = tf.TensorSpec([None, None, teacher_latent_dim], tf.float32)
+  if teacher_latent_dims:
+    signature[TEACHER_LATENTS] = {modality: tf.TensorSpec([None, None, dim], tf.float32)
+                                  for modality, dim in teacher_latent_dims.items()}
   return signature

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 
 from stew_tf import metrics
+from stew_tf import splits
 from stew_tf import tasks
 
 
@@ -54,3 +55,42 @@ def split_metrics(task, predictions, sentiment=False):
 def degeneracy(task, predictions):
   """None, or a dict saying how the model's answers are (nearly) constant."""
   return tasks.get(task).degeneracy(predictions.label, predictions.score)
+
+
+def strong_model_metrics(results):
+  """{strong modality: {split: metrics}} of results.json's teachers: its "strong_model" holds
+  one teacher's metrics, or {strong modality: metrics} for several, or None."""
+  found = results.get("strong_model")
+  if not found:
+    return {}
+  return {results.get("strong"): found} if splits.TEST in found else dict(found)
+
+
+def _metric_text(values):
+  parts = []
+  for name, value in values.items():
+    if isinstance(value, float):
+      parts.append(f"{name} {value:.4f}")
+    elif name == "confusion":
+      (tn, fp), (fn, tp) = value
+      parts.append(f"confusion tn/fp/fn/tp {tn}/{fp}/{fn}/{tp}")
+  return "  ".join(parts)
+
+
+def summary_table(results):
+  """A plain-text table of the final metrics."""
+  rows = []
+  models = [("strong_model", modality, found)
+            for modality, found in strong_model_metrics(results).items()]
+  models.append(("weak_model", results["weak"], results["weak_model"]))
+  for model, modality, found in models:
+    for split in splits.EVALUATED:
+      if found[split] is not None:
+        rows.append(f"  {model:<12} {modality:<17} {split:<10} {_metric_text(found[split])}")
+  selected = results["selected_on"]
+  note = ("  SELECTED ON TEST: optimistic, not a result" if selected == "test" else
+          f"  epochs selected on: {selected}")
+  header = (f"Results: {results['method']} on {results['dataset']} ({results['label']}), "
+            f"seed {results['seed']}, epochs {results['epochs']}, "
+            f"{results['wall_seconds']:.0f}s")
+  return "\n".join([header, note, *rows])

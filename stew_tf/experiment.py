@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import statistics
 import time
 
 import keras
@@ -90,43 +91,56 @@ def _encoder(config, modality, encoder, train_split, name):
   return models.build_encoder(dim, encoder.gru_layers, encoder.dropout, mean, variance, name)
 
 
-def _strong_normalizer(config, train_split):
-  """The decoder's target: the strong features standardised with training-split moments."""
-  target = config.translation.target
-  normalizer = models.build_normalizer(*train_split.feature_moments(target), "strong")
+def _strong_normalizer(config, modality, train_split):
+  """A decoder's target: `modality`'s features standardised with training-split moments."""
+  normalizer = models.build_normalizer(*train_split.feature_moments(modality), "strong")
   # Built now, eagerly: built inside the traced step its constants would belong to that graph.
-  normalizer.build((None, None, config.spec.modalities[target]))
+  normalizer.build((None, None, config.spec.modalities[modality]))
   return normalizer
 
 
+def _teacher_stage(config, teacher, train_split):
+  """Stage 1 of one teacher (strong encoder + classifier), built as a run with that teacher
+  alone builds it: right after seeding, so that it is the same teacher in any run."""
+  keras.utils.set_random_seed(config.trainer.seed)
+  several = len(config.teachers) > 1
+  return train_step.Stage(
+      name=f"stage1/{teacher.modality}" if several else "stage1", modality=teacher.modality,
+      encoder=_encoder(config, teacher.modality, teacher.encoder, train_split, "strong"),
+      classifier=models.build_classifier(models.LATENT_DIM, config.data.task, "strong",
+                                         teacher.classifier_dropout,
+                                         config.spec.label_range(config.data.label)),
+      task=config.data.task)
+
+
 def build_stages(config, train_split):
-  """The stages that `config` trains, in order (models built, weights fresh)."""
+  """The stages that `config` trains, in order (models built, weights fresh): one per teacher,
+  then the student's."""
   task = config.data.task
-  label_range = config.spec.label_range(config.data.label)
-  stages, teacher = [], None
-  if config.teacher:
-    teacher = _encoder(config, config.teacher.modality, config.teacher.encoder, train_split,
-                       "strong")
-    stages.append(train_step.Stage(
-        name="stage1", modality=config.teacher.modality, encoder=teacher, task=task,
-        classifier=models.build_classifier(models.LATENT_DIM, task, "strong",
-                                           config.teacher.classifier_dropout, label_range)))
+  stages = [_teacher_stage(config, teacher, train_split) for teacher in config.teachers]
+  teachers = {stage.modality: stage.encoder for stage in stages}
   student = config.student
   encoder = _encoder(config, student.modality, student.encoder, train_split, "weak")
   latent_dim = encoder.outputs[0].shape[-1]
-  alignment, translation = config.alignment, config.translation
+  classifier = models.build_classifier(latent_dim, task, "weak", student.classifier_dropout,
+                                       config.spec.label_range(config.data.label))
+  alignments = dict(zip(config.strong_modalities, config.alignments))
+  translations = dict(zip(config.strong_modalities, config.translations))
+  strong = []
+  for modality in config.strong_modalities:
+    alignment, translation = alignments.get(modality), translations.get(modality)
+    strong.append(train_step.StrongTerms(
+        modality, teacher=teachers.get(modality),
+        decoder=(models.build_decoder(latent_dim, config.spec.modalities[modality],
+                                      translation.decoder_units, translation.decoder_layers,
+                                      "weak") if translation else None),
+        normalizer=_strong_normalizer(config, modality, train_split) if translation else None,
+        alpha=alignment.alpha if alignment else 0.0, beta=translation.beta if translation else 0.0,
+        dcca_r1=alignment.r1 if alignment else 0.0, dcca_r2=alignment.r2 if alignment else 0.0))
   stages.append(train_step.Stage(
       name="stage2" if config.strong else "stage1", modality=student.modality, encoder=encoder,
-      classifier=models.build_classifier(latent_dim, task, "weak", student.classifier_dropout,
-                                         label_range),
-      task=task, alignment=bool(alignment), translation=bool(translation),
-      teacher=teacher if alignment else None, strong_modality=config.strong,
-      decoder=(models.build_decoder(latent_dim, config.spec.modalities[translation.target],
-                                    translation.decoder_units, translation.decoder_layers, "weak")
-               if translation else None),
-      strong_normalizer=_strong_normalizer(config, train_split) if translation else None,
-      alpha=alignment.alpha if alignment else 0.0, beta=translation.beta if translation else 0.0,
-      dcca_r1=alignment.r1 if alignment else 0.0, dcca_r2=alignment.r2 if alignment else 0.0))
+      classifier=classifier, task=task, alignment=bool(config.alignment),
+      translation=bool(config.translation), strong=tuple(strong)))
   return stages
 
 
@@ -149,28 +163,30 @@ def _with_batch_size(loaded, batch_size):
 
 
 def _train_stages(config, stages, loaded, data_identity, strategy, log):
-  """Fits every stage (the teacher through the shared cache, with its own trainer settings);
-  returns ({stage name: trainer}, {stage name: done marker})."""
+  """Fits every stage (each teacher through the shared cache, with its own trainer settings);
+  returns ({stage name: trainer}, {stage name: done marker}, {strong modality: cache entry})."""
   budget = train.StepBudget(config.runtime.stop_after_steps)
-  trainers, done = {}, {}
+  trainers, done, entries = {}, {}, {}
+  teacher_of = {stage.name: teacher for stage, teacher in zip(stages, config.teachers)}
   for stage in stages:
     folders = [os.path.join(config.runtime.workdir, kind, stage.name)
                for kind in ("checkpoints", "tensorboard")]
     place, trainer_config, stage_splits = contextlib.nullcontext(), config.trainer, loaded
-    if stage is not stages[-1]:  # the teacher: kept in the shared cache, locked while trained
-      trainer_config = config.teacher.trainer
+    if stage.name in teacher_of:  # a teacher: kept in the shared cache, locked while trained
+      trainer_config = teacher_of[stage.name].trainer
       stage_splits = _with_batch_size(loaded, trainer_config.batch_size)
       place = teachers.Entry(config.runtime.teacher_cache,
-                             config.teacher_identity(data_identity), log)
+                             config.teacher_identity(data_identity, teacher_of[stage.name]), log)
     with place as entry:
       if entry is not None:
-        log(f"[stage1] teacher: {entry.directory}")
+        log(f"[{stage.name}] teacher: {entry.directory}")
+        entries[stage.modality] = entry.directory
         for link, target in zip(folders, (entry.checkpoint_dir, entry.tensorboard_dir)):
           _link(target, link)
       trainer = _trainer(config, stage, trainer_config, *folders, strategy, budget, log)
       done[stage.name] = trainer.fit(stage_splits[splits.TRAIN], stage_splits["selection"], log)
     trainers[stage.name] = trainer
-  return trainers, done
+  return trainers, done, entries
 
 
 def _link(target, link):
@@ -212,15 +228,16 @@ def _run_locked(config, log, start):
   keras.utils.set_random_seed(config.trainer.seed)
   with strategy.scope():
     stages = build_stages(config, loaded[splits.TRAIN])
-  trainers, done = _train_stages(config, stages, loaded, data_identity, strategy, log)
+  trainers, done, entries = _train_stages(config, stages, loaded, data_identity, strategy, log)
   results = _results(config, stages, trainers, done, loaded, start)
+  results["teachers"] = entries or None
   predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
   recipe = data.feature_recipe(config.data.dataset, runtime.manual_dir, config.student.modality)
   results["export_dir"] = export.export_predictor(
       predictor, os.path.join(runtime.workdir, "export"), feature_recipe=recipe)
   records.write_json(os.path.join(runtime.workdir, "results.json"), results)
   hparams.write(runtime.workdir, config, results)
-  log(summary_table(results))
+  log(evaluation.summary_table(results))
   if results["degenerate"]:
     log(f"warning: the weak model {results['degenerate']['text']}: it has learnt (nearly) "
         "nothing; results.json records this under 'degenerate'")
@@ -243,9 +260,16 @@ def _results(config, stages, trainers, done, loaded, start):
   weak = predictions_of(stages[-1], loaded)
   np.savez(os.path.join(config.runtime.workdir, "predictions.npz"),
            **{k: v for name, p in weak.items() for k, v in p.arrays(name).items()})
-  teacher = stages[0] if len(stages) > 1 else None
-  epochs = {"stage1": done["stage1"]["epochs"] if teacher else 0,
-            "stage2": done[stages[-1].name]["epochs"]}
+  teacher_stages = stages[:-1]
+  strong_model = {stage.modality: metrics_of(predictions_of(
+      stage, _with_batch_size(loaded, teacher.trainer.batch_size)))
+                  for stage, teacher in zip(teacher_stages, config.teachers)}
+  teacher_epochs = {stage.name: done[stage.name]["epochs"] for stage in teacher_stages}
+  epochs = {"stage1": 0, "stage2": done[stages[-1].name]["epochs"]}
+  if len(teacher_epochs) == 1:
+    epochs["stage1"] = done["stage1"]["epochs"]
+  elif teacher_epochs:  # each teacher's, and their mean as "stage1"
+    epochs.update(stage1=statistics.fmean(teacher_epochs.values()), **teacher_epochs)
   ranking = config.runtime.strong_ranking
   trainer = config.trainer
   return {
@@ -254,9 +278,9 @@ def _results(config, stages, trainers, done, loaded, start):
       "strong_choice": {"auto": True, "ranking": ranking} if ranking else None,
       "selected_on": trainer.select_on if trainer.validation == "split" else "none (last epoch)",
       "config": config.as_dict(),
-      "strong_model": (metrics_of(predictions_of(
-          teacher, _with_batch_size(loaded, config.teacher.trainer.batch_size)))
-                       if teacher else None),
+      # One teacher: its metrics; several: {strong modality: its metrics}.
+      "strong_model": (strong_model.popitem()[1] if len(strong_model) == 1
+                       else strong_model or None),
       "weak_model": metrics_of(weak),
       "epochs": epochs,
       "kept_epoch": {name: d["best_epoch"] for name, d in done.items()},
@@ -293,34 +317,3 @@ def make_strategy(name):
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
   return tf.distribute.get_strategy()
-
-
-def _metric_text(metrics):
-  parts = []
-  for name, value in metrics.items():
-    if isinstance(value, float):
-      parts.append(f"{name} {value:.4f}")
-    elif name == "confusion":
-      (tn, fp), (fn, tp) = value
-      parts.append(f"confusion tn/fp/fn/tp {tn}/{fp}/{fn}/{tp}")
-  return "  ".join(parts)
-
-
-def summary_table(results):
-  """A plain-text table of the final metrics."""
-  rows = []
-  for model in ("strong_model", "weak_model"):
-    if results[model] is None:
-      continue
-    modality = results["strong"] if model == "strong_model" else results["weak"]
-    for split in splits.EVALUATED:
-      if results[model][split] is not None:
-        rows.append(f"  {model:<12} {modality:<17} {split:<10} "
-                    f"{_metric_text(results[model][split])}")
-  selected = results["selected_on"]
-  note = ("  SELECTED ON TEST: optimistic, not a result" if selected == "test" else
-          f"  epochs selected on: {selected}")
-  header = (f"Results: {results['method']} on {results['dataset']} ({results['label']}), "
-            f"seed {results['seed']}, epochs {results['epochs']}, "
-            f"{results['wall_seconds']:.0f}s")
-  return "\n".join([header, note, *rows])

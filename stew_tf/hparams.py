@@ -17,6 +17,7 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from stew_tf import evaluation
 from stew_tf import records
 from stew_tf import splits
 
@@ -32,12 +33,17 @@ def settings(config):
 
 
 def final_metrics(results):
-  """{"<split>/<metric>" (weak model), "strong/<split>/<metric>": value} of results.json's
-  number metrics (the confusion matrix is left out; a split a run did not have is absent)."""
+  """{"<split>/<metric>" (weak model), "strong/<split>/<metric>" (one teacher) or
+  "strong/<modality>/<split>/<metric>" (several): value} of results.json's number metrics (the
+  confusion matrix is left out; a split a run did not have is absent)."""
+  strong = evaluation.strong_model_metrics(results)
+  models = [("", results.get("weak_model"))] + [
+      (f"strong/{modality}/" if len(strong) > 1 else "strong/", found)
+      for modality, found in strong.items()]
   found = {}
-  for model, prefix in (("weak_model", ""), ("strong_model", "strong/")):
+  for prefix, model in models:
     for split in splits.EVALUATED:
-      split_metrics = (results.get(model) or {}).get(split) or {}
+      split_metrics = (model or {}).get(split) or {}
       found.update({f"{prefix}{split}/{name}": value for name, value in split_metrics.items()
                     if isinstance(value, numbers.Real)})
   return found

@@ -34,11 +34,14 @@ def read_json(path, remedy):
 
 
 def flatten(record, prefix=""):
-  """{"a.b": value} for every leaf of a nested dict (lists and None are leaves)."""
+  """{"a.b": value} for every leaf of a nested dict (None and lists are leaves; the dicts of a
+  list of dicts, such as several teachers, are "a.0.b", "a.1.b", ...)."""
   flat = {}
   for key, value in record.items():
     if isinstance(value, dict) and value:
       flat.update(flatten(value, f"{prefix}{key}."))
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+      flat.update(flatten(dict(enumerate(value)), f"{prefix}{key}."))
     else:
       flat[f"{prefix}{key}"] = value
   return flat

@@ -39,9 +39,10 @@ def _interval_cell(row):
   return f"[{interval['low']:.{places}f}, {interval['high']:.{places}f}]"
 
 
-def _paired_cells(row):
-  """(difference, verdict) cells of a transfer row; ("", "") for other rows."""
-  paired = row["paired"]
+def _paired_cells(row, key="paired"):
+  """(difference, verdict) cells of a transfer row's `key` ("paired": to Encoder + Classifier,
+  "paired_single": to the best single teacher); ("", "") for other rows."""
+  paired = row[key]
   if not paired:
     return "", ""
   if "note" in paired:
@@ -123,6 +124,27 @@ _CONVENTIONS = (
     "Protocol: how the reported epoch was chosen.")
 
 
+def _best_single_teacher_markdown(rows):
+  """The rows with several teachers against the best single-teacher row (chosen on
+  validation), or None without such rows."""
+  several = [r for r in rows if r.get("paired_single")]
+  if not several:
+    return None
+  body = []
+  for row in several:
+    best = row["paired_single"]
+    reference = ("-" if "note" in best else
+                 f"{paper.METHOD_NAMES[best['method']]} {best['strong']} → {row['weak']} "
+                 f"(val {best['validation']:.{table_rows.digits(best['metric'])}f})")
+    body.append([row["label"], _method_name(row), _modalities(row), reference,
+                 *_paired_cells(row, "paired_single"), row["protocol"]])
+  header = ["Target", "Method", "Modalities", "Best single teacher (mean on validation)",
+            "Δ vs it (paired by seed, 95 % CI)", "Verdict", "Protocol"]
+  return ("Several teachers against the best single-teacher row of the same weak modality and "
+          "protocol (best: the highest mean of the monitored metric on validation over seeds, "
+          "never test), paired by seed on test:\n\n" + markdown_table(header, body))
+
+
 def _baseline_lines(rows):
   lines = []
   for row in rows:
@@ -157,10 +179,14 @@ def results_markdown(table, rows, tuned_choices=None, source=None, header_lines=
     parts.append("Baselines, computed from the dataset (no training of ours):\n"
                  + "\n".join(baseline_lines))
   row_notes = [f"- {_method_name(r)} {_modalities(r)} ({r['protocol']}): {r[k]['note']}"
-               for r in rows for k in ("interval", "paired") if r[k] and "note" in r[k]]
+               for r in rows for k in ("interval", "paired", "paired_single")
+               if r.get(k) and "note" in r[k]]
   if row_notes or notes:
     parts.append("Notes on the table below:\n" + "\n".join([*row_notes, *notes]))
   parts.append(_table_markdown(rows) if rows else "No finished run yet.")
+  several_teachers = _best_single_teacher_markdown(rows)
+  if several_teachers:
+    parts.append(several_teachers)
   if figure:
     parts.append(f"![Paired differences]({figure})")
   if tuned_choices:

@@ -1,7 +1,8 @@
 """Rows of the reproduce tables, as pure functions of results.json dicts (and predictions.npz
 contents): one row per (dataset, label, method, strong, weak, protocol) with mean ± std over
 seeds, the paper's value, a bootstrap interval over test clips, and the paired difference of
-each transfer method to the labels-only `enc_cls` row; plus rows of computed baselines.
+each transfer method to the labels-only `enc_cls` row (and of a row with several teachers to the
+best single-teacher row, chosen on validation); plus rows of computed baselines.
 stew_tf.report renders them.
 """
 
@@ -151,7 +152,8 @@ def summarize(results, predictions=None, resamples=RESAMPLES):
   test values and the paper's value; the mean epochs per stage, the weak encoders' dropouts, the
   paper's table, the bootstrap interval of the task's monitored metric (`interval`) and, for
   transfer rows, the paired difference to the enc_cls row of the same weak modality and protocol
-  (`paired`). Rows follow the paper.
+  (`paired`), for rows with several teachers also to the best single-teacher row
+  (`paired_single`). Rows follow the paper.
 
   Args:
     results: results.json dicts (their settings under "config").
@@ -177,9 +179,22 @@ def summarize(results, predictions=None, resamples=RESAMPLES):
         "dropout": _dropouts(runs),
         "paper_table": paper_cell.get("table"),
         "interval": bootstrap(tasks.get(task).monitor, [p for _, p in groups[key]], resamples),
-        "paired": None})
+        "paired": None, "paired_single": None})
   _add_paired_differences(rows)
+  _add_best_single_teacher_differences(rows)
   return rows
+
+
+def _paired(row, reference, metric):
+  """`row`'s `metric` minus `reference`'s, paired by seed, with its verdict (or a note)."""
+  try:
+    difference = stats.paired_difference(row["metrics"][metric]["per_seed"],
+                                         reference["metrics"][metric]["per_seed"])
+  except ValueError as error:
+    return {"note": str(error)}
+  interval = None if difference["low"] is None else (difference["low"], difference["high"])
+  return {**difference, "metric": metric,
+          "verdict": stats.verdict(interval, METRICS[metric].higher_is_better)}
 
 
 def _add_paired_differences(rows):
@@ -194,18 +209,36 @@ def _add_paired_differences(rows):
     if reference is None or metric not in reference["metrics"]:
       row["paired"] = {"note": "no Encoder + Classifier row with the same protocol to pair with"}
       continue
-    try:
-      difference = stats.paired_difference(row["metrics"][metric]["per_seed"],
-                                           reference["metrics"][metric]["per_seed"])
-    except ValueError as error:
-      row["paired"] = {"note": str(error)}
+    row["paired"] = _paired(row, reference, metric)
+    if "note" not in row["paired"]:
+      claims = (row["metrics"][metric]["paper"], reference["metrics"][metric]["paper"])
+      # The paper's own difference between the two rows, where it has both.
+      row["paired"]["paper"] = None if None in claims else claims[0] - claims[1]
+
+
+def several_teachers(row):
+  """Whether a row's weak model was taught by several strong modalities ("text+video")."""
+  return "+" in (row["strong"] or "")
+
+
+def _add_best_single_teacher_differences(rows):
+  """Sets each several-teacher row's `paired_single`: its monitored metric minus that of the
+  single-teacher transfer row of the same weak modality and protocol whose mean on validation
+  (never test) is best, paired by seed."""
+  for row in filter(several_teachers, rows):
+    metric = monitor(row)
+    singles = [r for r in rows if r["method"] in TRANSFER_METHODS and r["strong"]
+               and not several_teachers(r) and metric in r["metrics"]
+               and r["metrics"][metric][splits.VALIDATION]
+               and all(r[k] == row[k] for k in ("dataset", "label", "weak", "protocol"))]
+    if not singles:
+      row["paired_single"] = {"note": "no single-teacher row with the same protocol to pair with"}
       continue
-    interval = None if difference["low"] is None else (difference["low"], difference["high"])
-    claims = (row["metrics"][metric]["paper"], reference["metrics"][metric]["paper"])
-    row["paired"] = {**difference, "metric": metric,
-                     "verdict": stats.verdict(interval, METRICS[metric].higher_is_better),
-                     # The paper's own difference between the two rows, where it has both.
-                     "paper": None if None in claims else claims[0] - claims[1]}
+    sign = 1 if METRICS[metric].higher_is_better else -1
+    best = max(singles, key=lambda r: sign * r["metrics"][metric][splits.VALIDATION][0])
+    row["paired_single"] = {**_paired(row, best, metric), "method": best["method"],
+                            "strong": best["strong"],
+                            "validation": best["metrics"][metric][splits.VALIDATION][0]}
 
 
 def baseline_rows(computed, resamples=RESAMPLES):
@@ -226,6 +259,6 @@ def baseline_rows(computed, resamples=RESAMPLES):
           "task": baseline.task, "seeds": None, "metrics": row_metrics, "epochs": None,
           "dropout": [], "paper_table": None,
           "interval": bootstrap(tasks.get(baseline.task).monitor, [run], resamples),
-          "paired": None,
+          "paired": None, "paired_single": None,
           "description": baseline.description, "test_labels": labels})
   return rows

@@ -16,33 +16,53 @@ from stew_tf import tasks
 
 
 @dataclasses.dataclass
-class Stage:
-  """What one stage trains and which loss terms it uses (from the method table)."""
-  name: str  # "stage1" or "stage2": names the checkpoint and TensorBoard folders
-  modality: str  # input of the model being trained
-  encoder: keras.Model
-  classifier: keras.Model
-  task: str  # a row of stew_tf.tasks
-  alignment: bool = False  # alpha * -DCCA(teacher latents, latents)
-  translation: bool = False  # beta * MAE(decoder(latents), normalised strong features)
+class StrongTerms:
+  """What one strong modality adds to the weak model's loss: alpha * -DCCA between its frozen
+  teacher's latents and the weak latents (alignment), beta * MAE of its own decoder from the weak
+  latents to its normalised features (translation)."""
+  modality: str
   teacher: keras.Model | None = None  # frozen strong encoder (alignment)
-  strong_modality: str | None = None
   decoder: keras.Model | None = None  # translation
-  strong_normalizer: keras.layers.Layer | None = None  # gives the decoder's target
+  normalizer: keras.layers.Layer | None = None  # gives the decoder's target
   alpha: float = 0.0
   beta: float = 0.0
   dcca_r1: float = 1e-3
   dcca_r2: float = 1e-3
 
+
+@dataclasses.dataclass
+class Stage:
+  """What one stage trains and which loss terms it uses (from the method table)."""
+  name: str  # "stage1" (a teacher: "stage1/<modality>" with several) or "stage2": names the
+  # checkpoint and TensorBoard folders
+  modality: str  # input of the model being trained
+  encoder: keras.Model
+  classifier: keras.Model
+  task: str  # a row of stew_tf.tasks
+  alignment: bool = False  # alpha * -DCCA(teacher latents, latents), per strong modality
+  translation: bool = False  # beta * MAE(decoder(latents), normalised strong features), per one
+  strong: tuple = ()  # StrongTerms, one per strong modality, in --strong's order
+
   @property
   def trained_models(self):
-    return [m for m in (self.encoder, self.classifier, self.decoder) if m is not None]
+    decoders = [s.decoder for s in self.strong if s.decoder is not None]
+    return [self.encoder, self.classifier, *decoders]
+
+  @property
+  def teachers(self):
+    """{strong modality: frozen teacher encoder} (alignment)."""
+    return {s.modality: s.teacher for s in self.strong if s.teacher is not None}
+
+  def term_name(self, kind, strong):
+    """"dcca" or "mae" with one strong modality; "dcca/text", ... with several."""
+    return kind if len(self.strong) == 1 else f"{kind}/{strong.modality}"
 
   @property
   def term_names(self):
     """The loss terms the step reports, in order."""
-    return (["prediction"] + (["dcca"] if self.alignment else [])
-            + (["mae"] if self.translation else []) + ["total"])
+    return (["prediction"]
+            + [self.term_name("dcca", s) for s in self.strong if self.alignment]
+            + [self.term_name("mae", s) for s in self.strong if self.translation] + ["total"])
 
   @property
   def monitor(self):
@@ -63,15 +83,15 @@ class StepFunctions:
 
   def __init__(self, stage, modalities, optimizer, strategy=None, jit_compile=False,
                teacher_latents_in_batch=False):
-    """`teacher_latents_in_batch`: the training batches carry the frozen teacher's latents
-    (data.TEACHER_LATENTS, see teacher_latents), so the step does not run the teacher."""
+    """`teacher_latents_in_batch`: the training batches carry the frozen teachers' latents
+    (data.TEACHER_LATENTS, see teacher_latents), so the step does not run the teachers."""
     self.stage = stage
     self.prediction_loss = tasks.get(stage.task).prediction_loss
     self.optimizer = optimizer
     self.strategy = strategy or tf.distribute.get_strategy()
-    if stage.teacher is not None:
+    for teacher in stage.teachers.values():
       # Frozen before tracing, so the traced step never updates it.
-      stage.teacher.trainable = False
+      teacher.trainable = False
     self.variables = [v for m in stage.trained_models for v in m.trainable_variables]
     with self.strategy.scope():
       optimizer.build(self.variables)
@@ -85,8 +105,8 @@ class StepFunctions:
     signature = data.batch_signature(modalities)
     self.train_step = None
     if self.strategy.num_replicas_in_sync == 1:
-      self._trace_train_step(data.batch_signature(
-          modalities, stage.teacher.outputs[0].shape[-1] if teacher_latents_in_batch else None))
+      self._trace_train_step(data.batch_signature(modalities, teacher_latents_in_batch and {
+          modality: teacher.outputs[0].shape[-1] for modality, teacher in stage.teachers.items()}))
     self.predict_step = tf.function(self._predict_step, input_signature=[signature])
     self.teacher_step = (tf.function(self._teacher_step, input_signature=[signature])
                          if stage.alignment else None)
@@ -126,16 +146,17 @@ class StepFunctions:
     return means, (bad_step, self.stage.term_names[int(self.first_bad_term.numpy())])
 
   def teacher_latents(self, split):
-    """The frozen teacher's latents of every clip of `split`, in its order: [time, dim] arrays.
+    """The frozen teachers' latents of every clip of `split`, in its order: {strong modality:
+    [time, dim] arrays}.
 
     They are a fixed function of the clip (no dropout, frozen weights), so computing them once
-    replaces the teacher's forward pass in every step (data.Split.with_teacher_latents).
+    replaces the teachers' forward passes in every step (data.Split.with_teacher_latents).
     """
-    per_clip = []
+    per_clip = {modality: [] for modality in self.stage.teachers}
     for batch in split.batches():
-      latents = self.teacher_step(batch).numpy()
       lengths = batch["mask"].numpy().sum(axis=1)
-      per_clip.extend(clip[:length] for clip, length in zip(latents, lengths))
+      for modality, latents in self.teacher_step(batch).items():
+        per_clip[modality].extend(clip[:length] for clip, length in zip(latents.numpy(), lengths))
     return per_clip
 
   # --- traced -------------------------------------------------------------------------------
@@ -157,21 +178,12 @@ class StepFunctions:
     prediction = self.prediction_loss(batch["labels"], scores, mask)
     terms = {"prediction": prediction * share}
     objective = terms["prediction"]  # what this replica differentiates
-    if stage.alignment:
-      strong_latents = (batch[data.TEACHER_LATENTS] if data.TEACHER_LATENTS in batch
-                        else self._teacher_step(batch))
-      correlation = losses.dcca_correlation(*_gather(replica, strong_latents, latents, mask),
-                                            r1=stage.dcca_r1, r2=stage.dcca_r2)
-      terms["dcca"] = -correlation / replica.num_replicas_in_sync
-      # Every replica computes the same global correlation from the gathered latents; the
-      # gradients of all replicas are summed (all-reduced) before the update, so each replica
-      # differentiates its 1/N share, like the other terms.
-      objective += stage.alpha * terms["dcca"]
-    if stage.translation:
-      target = stage.strong_normalizer(batch["features"][stage.strong_modality])
-      reconstruction = stage.decoder([latents, mask], training=training)
-      terms["mae"] = losses.masked_mae(target, reconstruction, mask) * share
-      objective += stage.beta * terms["mae"]
+    teacher_latents = stage.alignment and (batch.get(data.TEACHER_LATENTS)
+                                           or self._teacher_step(batch))
+    for name, value, weight in [*_alignment_terms(stage, teacher_latents, latents, mask, replica),
+                                *_translation_terms(stage, batch, latents, mask, share, training)]:
+      terms[name] = value
+      objective += weight * value
     terms["total"] = objective
     return terms, objective
 
@@ -198,14 +210,39 @@ class StepFunctions:
     return terms
 
   def _teacher_step(self, batch):
-    latents = self.stage.teacher([batch["features"][self.stage.strong_modality], batch["mask"]],
-                                 training=False)
-    return tf.cast(latents, tf.float32)  # exact for float16 latents (mixed precision)
+    # float32: exact for float16 latents (mixed precision).
+    return {modality: tf.cast(teacher([batch["features"][modality], batch["mask"]],
+                                      training=False), tf.float32)
+            for modality, teacher in self.stage.teachers.items()}
 
   def _predict_step(self, batch):
     latents = self.stage.encoder([batch["features"][self.stage.modality], batch["mask"]],
                                  training=False)
     return self.stage.classifier(latents, training=False)
+
+
+def _alignment_terms(stage, teacher_latents, latents, mask, replica):
+  """(name, value, alpha) of each strong modality's -DCCA term; none without alignment."""
+  if not stage.alignment:
+    return []
+  # Every replica computes the same global correlation from the gathered latents; the
+  # gradients of all replicas are summed (all-reduced) before the update, so each replica
+  # differentiates its 1/N share, like the other terms.
+  return [(stage.term_name("dcca", strong),
+           -losses.dcca_correlation(
+               *_gather(replica, teacher_latents[strong.modality], latents, mask),
+               r1=strong.dcca_r1, r2=strong.dcca_r2) / replica.num_replicas_in_sync,
+           strong.alpha) for strong in stage.strong]
+
+
+def _translation_terms(stage, batch, latents, mask, share, training):
+  """(name, value, beta) of each strong modality's MAE term; none without translation."""
+  if not stage.translation:
+    return []
+  return [(stage.term_name("mae", strong),
+           losses.masked_mae(strong.normalizer(batch["features"][strong.modality]),
+                             strong.decoder([latents, mask], training=training), mask) * share,
+           strong.beta) for strong in stage.strong]
 
 
 def _gather(replica, strong_latents, latents, mask):

@@ -42,13 +42,14 @@ def test_step_flops_match_the_weights_of_stew_tfs_stage2(name, tmp_path):
   rows = shape.clips * shape.time
   latent = stage.encoder.outputs[0].shape[-1]
   dcca_covariances = 3 * 2 * rows * latent * latent
-  trained = (sum(kernel_flops(m, rows) for m in (stage.encoder, stage.classifier, stage.decoder))
+  (strong,) = stage.strong
+  trained = (sum(kernel_flops(m, rows) for m in (stage.encoder, stage.classifier, strong.decoder))
              + attention_flops(stage.encoder, shape.clips, shape.time) + dcca_covariances)
   # No step computes the gradient with respect to the data: the first GRU layer's inputs.
   data_gradient = sum(2 * rows * int(np.prod(v.shape)) for v in stage.encoder.weights
                       if "bigru1/" in v.path and v.path.endswith("gru_cell/kernel"))
-  teacher = (kernel_flops(stage.teacher, rows)
-             + attention_flops(stage.teacher, shape.clips, shape.time))
+  teacher = (kernel_flops(strong.teacher, rows)
+             + attention_flops(strong.teacher, shape.clips, shape.time))
 
   benchmark = load_benchmark()
   counted = benchmark.step_flops(benchmark.SHAPES[name])

@@ -43,10 +43,11 @@ _SCRIPT = textwrap.dedent("""
         stage = train_step.Stage(
             "stage2", "audio", models.build_encoder(5, 1, 0.0, *norm(5), "weak"),
             models.build_classifier(models.LATENT_DIM, "classification", "weak", dropout=0.0),
-            "classification", alignment=True, translation=True, teacher=teacher,
-            strong_modality="text",
-            decoder=models.build_decoder(models.LATENT_DIM, 6, 8, 1, "weak"),
-            strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.5, beta=1.0)
+            "classification", alignment=True, translation=True,
+            strong=(train_step.StrongTerms(
+                "text", teacher=teacher,
+                decoder=models.build_decoder(models.LATENT_DIM, 6, 8, 1, "weak"),
+                normalizer=teacher.get_layer("strong_normalize"), alpha=0.5, beta=1.0),))
         # Plain SGD: Adam's normalisation would blow float rounding up into visible drift.
         trainer = train.StageTrainer(stage, DIMS, 1e-3, workdir, seed=0, epochs=1, patience=1,
                                      strategy=strategy,

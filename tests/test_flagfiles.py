@@ -39,19 +39,27 @@ def resolved(*args):
           "mixed_precision": numerics.mixed_precision, "jit_compile": numerics.jit_compile}
   if student.encoder:
     flat.update(weak_gru_layers=student.encoder.gru_layers, dropout=student.encoder.dropout)
-  if config.teacher:
+  for teacher in config.teachers:
     # The flat config had one set of training settings and one classifier dropout for both.
-    assert config.teacher.trainer == trainer
-    assert config.teacher.classifier_dropout == student.classifier_dropout
-    flat.update(strong_gru_layers=config.teacher.encoder.gru_layers,
-                strong_dropout=config.teacher.encoder.dropout)
-  if config.alignment:
-    flat.update(alpha=config.alignment.alpha, dcca_r1=config.alignment.r1,
-                dcca_r2=config.alignment.r2)
-  if config.translation:
-    flat.update(beta=config.translation.beta, decoder_units=config.translation.decoder_units,
-                decoder_layers=config.translation.decoder_layers)
+    assert teacher.trainer == trainer
+    assert teacher.classifier_dropout == student.classifier_dropout
+  # One value per setting; with several strong modalities, a list of one per modality.
+  flat.update(_each(config.teachers, strong_gru_layers=lambda t: t.encoder.gru_layers,
+                    strong_dropout=lambda t: t.encoder.dropout))
+  flat.update(_each(config.alignments, alpha=lambda a: a.alpha, dcca_r1=lambda a: a.r1,
+                    dcca_r2=lambda a: a.r2))
+  flat.update(_each(config.translations, beta=lambda t: t.beta,
+                    decoder_units=lambda t: t.decoder_units,
+                    decoder_layers=lambda t: t.decoder_layers))
   return flat
+
+
+def _each(branches, **settings):
+  """{name: the setting of the one branch, or a list of each branch's}; {} without branches."""
+  if not branches:
+    return {}
+  values = {name: [get(branch) for branch in branches] for name, get in settings.items()}
+  return {name: found[0] if len(found) == 1 else found for name, found in values.items()}
 
 
 def golden(name, **changed):

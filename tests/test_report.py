@@ -310,3 +310,26 @@ def test_the_verdict_figure_is_linked_below_the_table_only_when_drawn():
   table = next(i for i, part in enumerate(linked) if part.startswith("| Target |"))
   assert linked[table + 1].strip() == "![Paired differences](verdict.png)"
   assert "![" not in report.results_markdown("mosi", rows)
+
+
+def test_several_teachers_pair_with_the_best_single_teacher_on_validation():
+  def runs(strong, test, validation):
+    return [_results("cm_stew", strong, "audio", seed, {"accuracy": t}, {"accuracy": v}, (5, 9))
+            for seed, (t, v) in enumerate(zip(test, validation))]
+  # video → audio is better on test but worse on validation: text → audio is the best single row.
+  results = (runs("text", (0.50, 0.52, 0.54), (0.70, 0.70, 0.70))
+             + runs("video", (0.60, 0.60, 0.60), (0.60, 0.60, 0.60))
+             + runs("text+video", (0.55, 0.56, 0.60), (0.65, 0.65, 0.65)))
+  rows = {row["strong"]: row for row in table_rows.summarize(results)}
+  assert rows["text"]["paired_single"] is None and rows["video"]["paired_single"] is None
+  best = rows["text+video"]["paired_single"]
+  # 55 - 50, 56 - 52, 60 - 54: 5, 4, 6 points; mean 5, sd 1, t(2) = 4.303.
+  assert (best["strong"], best["method"], best["validation"]) == ("text", "cm_stew",
+                                                                   pytest.approx(70.0))
+  assert (best["mean"], best["positive"], best["n"]) == (pytest.approx(5.0), 3, 3)
+  assert (best["low"], best["high"]) == pytest.approx((5 - 4.303 / math.sqrt(3),
+                                                       5 + 4.303 / math.sqrt(3)))
+  assert best["verdict"] == "helps"
+  text = report.results_markdown("mosi", list(rows.values()))
+  assert ("| sentiment | CM-StEW | text+video → audio | CM-StEW text → audio (val 70.0) | "
+          "+5.0 [+2.5, +7.5], > 0 on 3 of 3 seeds | helps | selected on validation |") in text

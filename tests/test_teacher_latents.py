@@ -37,9 +37,10 @@ def _stage2(seed=0):
   return train_step.Stage(
       "stage2", "audio", models.build_encoder(DIMS["audio"], 1, 0.3, *moments["audio"], "weak"),
       models.build_classifier(models.LATENT_DIM, "classification", "weak", 0.3), "classification",
-      alignment=True, translation=True, teacher=teacher, strong_modality="text",
-      decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
-      strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0)
+      alignment=True, translation=True, strong=(train_step.StrongTerms(
+          "text", teacher=teacher,
+          decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
+          normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0),))
 
 
 class _EpochLosses(listeners.Listener):
@@ -59,12 +60,12 @@ def _trainer(stage, workdir, cache, epochs=2):
 def test_each_clips_latents_are_the_teacher_on_that_clip_alone(tmp_path):
   stage = _stage2()
   split = _split()
-  latents = _trainer(stage, tmp_path, cache=True).steps.teacher_latents(split)
+  (latents,) = _trainer(stage, tmp_path, cache=True).steps.teacher_latents(split).values()
   clips = list(split.dataset.as_numpy_iterator())
   assert len(latents) == len(clips)
   for clip, clip_latents in zip(clips, latents):
     text = clip["features"]["text"][None]
-    alone = stage.teacher([text, np.ones(text.shape[:2], bool)], training=False)
+    alone = stage.teachers["text"]([text, np.ones(text.shape[:2], bool)], training=False)
     assert clip_latents.shape == (clip["length"], models.LATENT_DIM)
     np.testing.assert_allclose(clip_latents, alone[0], rtol=1e-5, atol=1e-5)
 
@@ -74,7 +75,7 @@ def test_shuffled_batches_carry_each_clips_own_latents_in_the_same_order(tmp_pat
   latents = [np.random.default_rng(i).normal(size=(int(clip["length"]), 100))
              for i, clip in enumerate(split.dataset.as_numpy_iterator())]
   first_text_row = [clip["features"]["text"][0] for clip in split.dataset.as_numpy_iterator()]
-  with_latents = split.with_teacher_latents(latents)
+  with_latents = split.with_teacher_latents({"text": latents})
   for epoch in (1, 2):
     plain = list(split.batches(shuffle_seed=epoch))
     cached = list(with_latents.batches(shuffle_seed=epoch))
@@ -84,7 +85,7 @@ def test_shuffled_batches_carry_each_clips_own_latents_in_the_same_order(tmp_pat
       np.testing.assert_array_equal(before["mask"], after["mask"])
       for row, clip_mask, clip_latents in zip(after["features"]["text"].numpy(),
                                               after["mask"].numpy(),
-                                              after[data.TEACHER_LATENTS].numpy()):
+                                              after[data.TEACHER_LATENTS]["text"].numpy()):
         clip = next(i for i, text in enumerate(first_text_row) if np.array_equal(text, row[0]))
         length = len(latents[clip])
         assert clip_mask.sum() == length
@@ -112,10 +113,12 @@ def test_the_step_aligns_with_the_latents_of_the_batch_not_its_own_teacher_pass(
   steps = _trainer(stage, tmp_path, cache=True).steps
   batch = next(iter(_split().batches()))
   other = np.random.default_rng(7).normal(size=(*batch["mask"].shape, models.LATENT_DIM))
-  terms, _ = steps.loss_terms({**batch, data.TEACHER_LATENTS: tf.constant(other, tf.float32)},
+  terms, _ = steps.loss_terms({**batch,
+                               data.TEACHER_LATENTS: {"text": tf.constant(other, tf.float32)}},
                               training=False)
   weak = stage.encoder([batch["features"]["audio"], batch["mask"]], training=False)
-  expected = losses.dcca_correlation(other, weak, batch["mask"], stage.dcca_r1, stage.dcca_r2)
+  (strong,) = stage.strong
+  expected = losses.dcca_correlation(other, weak, batch["mask"], strong.dcca_r1, strong.dcca_r2)
   assert float(terms["dcca"]) == pytest.approx(-float(expected), rel=1e-5)
 
 

@@ -27,9 +27,10 @@ def _stages(dropout=0.1):
   stage2 = train_step.Stage(
       "stage2", "audio", weak,
       models.build_classifier(models.LATENT_DIM, "classification", "weak", 0.3), "classification",
-      alignment=True, translation=True, teacher=teacher, strong_modality="text",
-      decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
-      strong_normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0)
+      alignment=True, translation=True, strong=(train_step.StrongTerms(
+          "text", teacher=teacher,
+          decoder=models.build_decoder(models.LATENT_DIM, DIMS["text"], 8, 1, "weak"),
+          normalizer=teacher.get_layer("strong_normalize"), alpha=0.1, beta=1.0),))
   return stage1, stage2
 
 
