@@ -151,7 +151,11 @@ def default_out(table, select_on=splits.VALIDATION,
 def _tune_rows(experiments, table, tune, out, jobs, main_args, command, log):
   """Tunes the rows (and their teachers) with `tune` trials each; returns (the experiments to
   train on the table's seeds, {name: choice})."""
-  experiments = table_tuning.with_teachers(experiments, table)
+  several = [e for e in experiments if table_tuning.has_several_teachers(e)]
+  for experiment in several:
+    log(f"{experiment.name}: left out of --tune: its teachers share one --strong_dropout and "
+        "--strong_learning_rate, which the choices of their rows cannot set alike")
+  experiments = table_tuning.with_teachers([e for e in experiments if e not in several], table)
   tuner = table_tuning.TableTuner(tune, out, jobs, main_args, command, log)
   choices = tuner.tune(experiments)
   records.write_json(out / table_tuning.CHOICES_FILE, choices, sort_keys=True)

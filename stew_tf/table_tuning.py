@@ -27,6 +27,11 @@ def is_transfer(experiment):
   return experiment.flag("method") in TRANSFER_METHODS
 
 
+def has_several_teachers(experiment):
+  strong = experiment.flag("strong") or ""
+  return strong == "all" or "," in strong
+
+
 def _key(experiment, modality):
   return experiment.flag("dataset"), experiment.flag("label"), modality
 

@@ -129,10 +129,11 @@ class Request:
     self.maximise = tasks.get(self.config.data.task).maximise
 
   def _teacher_pins(self):
-    """The teacher's own settings, pinned: --strong_* default to the (searched) student's."""
-    teacher = self.config.teacher
-    if teacher is None:
+    """The teachers' own settings, pinned: --strong_* default to the (searched) student's. The
+    --strong_* flags set every teacher alike, so the first one's are all of them."""
+    if not self.config.teachers:
       return []
+    teacher = self.config.teachers[0]
     return [f"--strong_learning_rate={teacher.trainer.learning_rate!r}",
             f"--strong_dropout={teacher.encoder.dropout!r}"]
 

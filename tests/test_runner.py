@@ -314,6 +314,15 @@ def test_report_has_computed_baselines_intervals_and_the_environment(tmp_path, f
       "trivial", "linear_probe"]
 
 
+def test_tune_leaves_out_rows_with_several_teachers_and_says_so(tmp_path, fake_main):
+  command, calls = fake_main
+  failures, log = _reproduce(tmp_path / "out", command, seeds=1, tune=1,
+                             only="mosi_text_video_to_audio_cm_stew,mosi_audio_enc_cls")
+  assert failures == []
+  assert "mosi_text_video_to_audio_cm_stew: left out of --tune" in log
+  assert sorted({_experiment(c) for c in calls()}) == ["mosi_audio_enc_cls"]
+
+
 @pytest.mark.parametrize("protocol", [{"validation": "none"}, {"select_on": "test"}])
 def test_tune_without_validation_selection_is_refused(protocol, tmp_path, fake_main):
   command, calls = fake_main

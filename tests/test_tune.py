@@ -303,3 +303,10 @@ def test_a_stopped_trial_is_not_failed_and_resumes_in_its_workdir(fake_main, tmp
   assert [row["state"] for row in _records(study)[0]["trials"]] == ["COMPLETE"] * 3
   workdirs = [_flag(c, "workdir") for c in calls()]
   assert workdirs == [str(study / "trials" / n) for n in ("0", "1", "1", "2")]
+
+
+def test_every_teacher_of_a_study_is_pinned_to_the_base_settings(tmp_path):
+  request = tune.Request(["stew_tf.tune", "--strong=text,video", "--weak=audio",
+                          "--strong_dropout=0.5", f"--study={tmp_path / 'study'}"])
+  assert "--strong_dropout=0.5" in request.main_args
+  assert [d.name for d in request.dimensions] == ["dropout", "learning_rate", "alpha", "beta"]
