@@ -33,12 +33,15 @@ def _parse(*args):
 
 
 def test_all_teaches_with_every_other_modality_and_names_the_run():
-  config = _parse("--strong=all", "--weak=audio", "--alpha=0.1,0.3")
+  # The old default data: text, audio and video (the default adds label_echo, a control view).
+  config = _parse("--dataset=stew_synthetic/mosi_like", "--strong=all", "--weak=audio",
+                  "--alpha=0.1,0.3")
   assert config.strong_modalities == ("text", "video") and config.strong == "text+video"
   assert [a.alpha for a in config.alignments] == [0.1, 0.3]
   assert [t.beta for t in config.translations] == [1.0, 1.0]  # one value for every teacher
   assert [t.encoder.gru_layers for t in config.teachers] == [1, 2]  # each modality's own
-  assert config.runtime.workdir.startswith("runs/stew_synthetic-text+video-audio-cm_stew-seed0-")
+  assert config.runtime.workdir.startswith(
+      "runs/stew_synthetic_mosi_like-text+video-audio-cm_stew-seed0-")
   assert config.modalities == ("text", "video", "audio")
 
 
@@ -60,7 +63,7 @@ def test_a_teacher_has_the_identity_it_has_in_a_run_of_its_own():
                               "--dataset=stew_synthetic; choose one or several (comma-separated) "
                               "of: text, audio, video"),
     (["--strong="], "--strong=: expected one modality or several, comma-separated, of: text, "
-                    "audio, video (or all)"),
+                    "audio, video, label_echo (or all)"),
     (["--strong=text,video", "--alpha=0.1,0.2,0.3"],
      "--alpha=0.1,0.2,0.3: expected one weight for every teacher, or one per strong modality of "
      "--strong=text,video (2: text, video)"),

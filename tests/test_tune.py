@@ -14,6 +14,7 @@ import time
 import pytest
 
 from stew_tf import cli_flags
+from stew_tf import data
 from stew_tf import paper
 from stew_tf import search_space
 from stew_tf import tune
@@ -132,8 +133,9 @@ def test_search_narrows_and_given_flags_stay_fixed(fake_main, tmp_path):
     assert 0.01 <= float(_flag(call, "alpha")) <= 0.1
     assert [a for a in call if a.startswith("--dropout=")] == ["--dropout=0.4"]
     assert _flag(call, "learning_rate") is None and _flag(call, "beta") is None
-    # The teacher keeps the base config's settings (synthetic data: lr 1e-3; dropout 0.4).
-    assert float(_flag(call, "strong_learning_rate")) == 1e-3
+    # The teacher keeps the base config's settings (the synthetic data's lr; dropout 0.4).
+    assert float(_flag(call, "strong_learning_rate")) == data.DATASETS[
+        "stew_synthetic"].learning_rate
     assert float(_flag(call, "strong_dropout")) == 0.4
   before = len(calls())
   code, log = _tune(command, "--learning_rate=0.002", "--trials=2", "--best_seeds=0",
