@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -47,10 +48,18 @@ def install_fake_main(source, directory, monkeypatch):
   return (sys.executable, str(script)), read_calls
 
 
+def _default_sigint():
+  # A shell starts background jobs with SIGINT ignored, and children inherit that: the tests
+  # that send Ctrl-C need the default disposition, as in a foreground command.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_main(*args, cwd=REPO_ROOT):
-  """Starts `python -m stew_tf.main ARGS` with unbuffered output read line by line."""
+  """Starts `python -m stew_tf.main ARGS` with unbuffered output read line by line, Ctrl-C
+  acting on it as in a foreground command."""
   return subprocess.Popen([sys.executable, "-m", "stew_tf.main", *args], cwd=cwd, env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=_default_sigint)
 
 
 def read_until(process, prefix, timeout=300):
