@@ -119,7 +119,7 @@ class Request:
     self.config = cli_flags.from_flag_values(fv)
     fixed = {name for name in fv if fv[name].present}
     self.dimensions = search_space.choose(self.config, fv.search, fixed)
-    self.main_args = _main_args(expanded) + self._teacher_pins()
+    self.main_args = _main_args(expanded) + self._teacher_pins(fixed)
     self.trials, self.jobs, self.best_seeds = fv.trials, fv.jobs, fv.best_seeds
     name = os.path.basename(config_lib.default_workdir(self.config))
     self.study_dir = pathlib.Path(fv.study or os.path.join("runs", "tune", name))
@@ -128,14 +128,16 @@ class Request:
     self.storage = fv.storage
     self.maximise = tasks.get(self.config.data.task).maximise
 
-  def _teacher_pins(self):
-    """The teachers' own settings, pinned: --strong_* default to the (searched) student's. The
-    --strong_* flags set every teacher alike, so the first one's are all of them."""
+  def _teacher_pins(self, given):
+    """The teachers' own settings that the command leaves to their defaults, pinned: --strong_*
+    default to the (searched) student's. The --strong_* flags set every teacher alike, so the
+    first one's are all of them."""
     if not self.config.teachers:
       return []
     teacher = self.config.teachers[0]
-    return [f"--strong_learning_rate={teacher.trainer.learning_rate!r}",
-            f"--strong_dropout={teacher.encoder.dropout!r}"]
+    pins = {"strong_learning_rate": teacher.trainer.learning_rate,
+            "strong_dropout": teacher.encoder.dropout}
+    return [f"--{name}={value!r}" for name, value in pins.items() if name not in given]
 
   def settings(self):
     """The study's identity: the base config without the searched leaves, the search space,
