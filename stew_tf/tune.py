@@ -42,7 +42,7 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 FAILURES_BEFORE_STOP = 3  # with no trial succeeded
 EXIT_INTERRUPTED = 130
 STOPPED_CODES = (130, 143)  # stew_tf.main stopped by Ctrl-C or SIGTERM: resumable, not failed
-RUNNING = optuna.trial.TrialState.RUNNING
+RUNNING, COMPLETE = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE
 
 
 class TuneError(Exception):
@@ -229,7 +229,10 @@ class Tuner:
       for trial in trials:
         if trial.state == RUNNING and (lock := self._claim_stale(trial)):
           return trial.number, trial.params, lock
-      if len(trials) >= self.request.trials:
+      # The budget is `trials` trials with a validation value: a failed trial (a NaN loss, a
+      # crashed process) does not use it, so compared studies evaluate as many settings each.
+      if sum(t.state == COMPLETE for t in trials) + sum(t.state == RUNNING for t in trials) \
+          >= self.request.trials:
         return None
       # Seeded by the trial's number (the next one, under this lock): the same sequence in one
       # process, and workers with one seed do not all draw the same settings.
@@ -283,27 +286,27 @@ class Tuner:
     """Takes and runs trials until the study has them all."""
     while (taken := self.next_trial()) is not None:
       self.run_trial(*taken)
-      self._stop_if_nothing_works(taken[0])
+      self._stop_if_trials_keep_failing(taken[0])
 
-  def _stop_if_nothing_works(self, number):
-    """Stops the study when its first trials all failed: most likely not the settings but the
-    data or the flags (every trial would fail the same way)."""
+  def _stop_if_trials_keep_failing(self, number):
+    """Stops the study when its first trials all failed (most likely not the settings but the
+    data or the flags: every trial would fail the same way) or failures reach the budget."""
     states = [t.state for t in self.study.get_trials(deepcopy=False)]
     failed = states.count(optuna.trial.TrialState.FAIL)
-    if optuna.trial.TrialState.COMPLETE not in states and failed >= FAILURES_BEFORE_STOP:
-      raise TuneError(f"{failed} trials failed and none succeeded (e.g. "
+    if (COMPLETE not in states and failed >= FAILURES_BEFORE_STOP) or \
+        failed >= max(FAILURES_BEFORE_STOP, self.request.trials):
+      raise TuneError(f"{failed} trials failed and {states.count(COMPLETE)} succeeded (e.g. "
                       f"{self.trial_dir(number) / 'log.txt'}); fix the cause and rerun the "
                       "same command (failed trials are kept, the study goes on)")
 
   def run(self):
     """Runs this process's share of the study, then the best settings' seeds and the records."""
-    finished = optuna.trial.TrialState.COMPLETE
     try:
-      if self.request.jobs > 1 and not self.study.get_trials(states=(finished,)):
+      if self.request.jobs > 1 and not self.study.get_trials(states=(COMPLETE,)):
         # The first trial goes alone: it prepares the data, which processes must not all do.
         if (taken := self.next_trial()) is not None:
           self.run_trial(*taken)
-          self._stop_if_nothing_works(taken[0])
+          self._stop_if_trials_keep_failing(taken[0])
       with concurrent.futures.ThreadPoolExecutor(self.request.jobs) as pool:
         for future in [pool.submit(self.work) for _ in range(self.request.jobs)]:
           future.result()
