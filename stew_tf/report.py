@@ -41,7 +41,8 @@ def _interval_cell(row):
 
 def _paired_cells(row, key="paired"):
   """(difference, verdict) cells of a transfer row's `key` ("paired": to Encoder + Classifier,
-  "paired_single": to the best single teacher); ("", "") for other rows."""
+  "paired_single": to the best single teacher, "paired_control": to the control); ("", "") for
+  other rows."""
   paired = row[key]
   if not paired:
     return "", ""
@@ -145,6 +146,24 @@ def _best_single_teacher_markdown(rows):
           "never test), paired by seed on test:\n\n" + markdown_table(header, body))
 
 
+def _against_control_markdown(rows):
+  """The rows with a real teacher against the control row of the same method, weak modality and
+  protocol, or None without such rows."""
+  paired = [r for r in rows if r["paired_control"]]
+  if not paired:
+    return None
+  body = [[row["label"], _method_name(row), _modalities(row),
+           f"{row['paired_control']['strong']} → {row['weak']}",
+           *_paired_cells(row, "paired_control"), row["protocol"]] for row in paired]
+  header = ["Target", "Method", "Modalities", "Control", "Δ vs the control (paired by seed, "
+            "95 % CI)", "Verdict", "Protocol"]
+  return ("Against the control: each transfer row minus the row of the same method, weak "
+          "modality and protocol whose teacher is the dataset's control modality, which knows the "
+          "training labels and nothing else. Both get the method's training signal, so the "
+          "difference, paired by seed on test, is what the real teacher knows beyond the labels:"
+          "\n\n" + markdown_table(header, body))
+
+
 def _baseline_lines(rows):
   lines = []
   for row in rows:
@@ -179,7 +198,8 @@ def results_markdown(table, rows, tuned_choices=None, source=None, header_lines=
     parts.append("Baselines, computed from the dataset (no training of ours):\n"
                  + "\n".join(baseline_lines))
   row_notes = [f"- {_method_name(r)} {_modalities(r)} ({r['protocol']}): {r[k]['note']}"
-               for r in rows for k in ("interval", "paired", "paired_single")
+               for r in rows
+               for k in ("interval", "paired", "paired_single", "paired_control")
                if r.get(k) and "note" in r[k]]
   if row_notes or notes:
     parts.append("Notes on the table below:\n" + "\n".join([*row_notes, *notes]))
@@ -187,6 +207,9 @@ def results_markdown(table, rows, tuned_choices=None, source=None, header_lines=
   several_teachers = _best_single_teacher_markdown(rows)
   if several_teachers:
     parts.append(several_teachers)
+  against_control = _against_control_markdown(rows)
+  if against_control:
+    parts.append(against_control)
   if figure:
     parts.append(f"![Paired differences]({figure})")
   if tuned_choices:
@@ -229,9 +252,15 @@ def _csv_number(value, places):
   return "" if value is None else f"{value:.{places}f}"
 
 
+# The columns of a row's difference to its control, in a table that has one (only then).
+_CONTROL_FIELDS = ["control_strong", "control_diff_mean", "control_diff_low", "control_diff_high",
+                   "control_positive_seeds", "control_seeds", "control_verdict"]
+
+
 def results_csv(rows):
   """results.csv: one line per row, every metric (% columns named *_pct), intervals, verdicts."""
   paper_metrics, _ = _columns(rows)
+  with_control = any(row["paired_control"] for row in rows)
   names = [m for m in table_rows.METRICS if any(m in row["metrics"] for row in rows)]
   fields = ["dataset", "label", "method", "strong", "weak", "protocol", "seeds"]
   for metric in names:
@@ -241,16 +270,24 @@ def results_csv(rows):
     fields += [f"{splits.VALIDATION}_{unit}_mean", f"{splits.VALIDATION}_{unit}_std"]
   fields += ["ci_metric", "test_ci95_low", "test_ci95_high", "paired_diff_mean", "paired_diff_low",
              "paired_diff_high", "paired_positive_seeds", "paired_seeds", "verdict",
-             "paper_table", "epochs_stage1_mean", "epochs_stage2_mean", "dropout"]
+             *(_CONTROL_FIELDS if with_control else []), "paper_table", "epochs_stage1_mean",
+             "epochs_stage2_mean", "dropout"]
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
   writer.writerow(fields)
   for row in rows:
-    writer.writerow(_csv_line(row, names, paper_metrics))
+    writer.writerow(_csv_line(row, names, paper_metrics, with_control))
   return buffer.getvalue()
 
 
-def _csv_line(row, names, paper_metrics):
+def _paired_csv(paired, places):
+  """Mean, low, high, positive seeds, seeds and verdict of a paired difference ("" if none)."""
+  paired = paired or {}
+  return ([_csv_number(paired.get(k), places) for k in ("mean", "low", "high")]
+          + [paired.get("positive", ""), paired.get("n", ""), paired.get("verdict", "")])
+
+
+def _csv_line(row, names, paper_metrics, with_control):
   line = [row["dataset"], row["label"], row["method"], row["strong"] or "", row["weak"],
           row["protocol"], "" if row["seeds"] is None else row["seeds"]]
   for metric in names:
@@ -262,11 +299,13 @@ def _csv_line(row, names, paper_metrics):
     numbers += [*(values.get(splits.VALIDATION) or (None, None))]
     line += [_csv_number(x, places) for x in numbers]
   metric = table_rows.monitor(row)
-  interval, paired = row["interval"], row["paired"] or {}
+  interval = row["interval"]
   places = table_rows.digits(metric) + 2
   line += [metric] + [_csv_number(interval.get(k), places) for k in ("low", "high")]
-  line += [_csv_number(paired.get(k), places) for k in ("mean", "low", "high")]
-  line += [paired.get("positive", ""), paired.get("n", ""), paired.get("verdict", "")]
+  line += _paired_csv(row["paired"], places)
+  if with_control:
+    control = row["paired_control"] or {}
+    line += [control.get("strong", ""), *_paired_csv(control, places)]
   epochs = row["epochs"] or {}
   return line + [row["paper_table"] or "", _csv_number(epochs.get("stage1"), 2),
                  _csv_number(epochs.get("stage2"), 2), " ".join(f"{d:g}" for d in row["dropout"])]

@@ -2,7 +2,8 @@
 contents): one row per (dataset, label, method, strong, weak, protocol) with mean ± std over
 seeds, the paper's value, a bootstrap interval over test clips, and the paired difference of
 each transfer method to the labels-only `enc_cls` row (and of a row with several teachers to the
-best single-teacher row, chosen on validation); plus rows of computed baselines.
+best single-teacher row, chosen on validation, and of a row with a real teacher to the row whose
+teacher is its dataset's control modality); plus rows of computed baselines.
 stew_tf.report renders them.
 """
 
@@ -11,11 +12,13 @@ import statistics
 
 import numpy as np
 
+from stew_tf import data
 from stew_tf import metrics
 from stew_tf import paper
 from stew_tf import splits
 from stew_tf import stats
 from stew_tf import tasks
+from stew_tf import tfds_builders
 
 TEST_SELECTION_LABEL = "selected on test: optimistic, not a result"
 NO_VALIDATION_LABEL = "no validation split: fixed epochs, last epoch"
@@ -153,7 +156,8 @@ def summarize(results, predictions=None, resamples=RESAMPLES):
   paper's table, the bootstrap interval of the task's monitored metric (`interval`) and, for
   transfer rows, the paired difference to the enc_cls row of the same weak modality and protocol
   (`paired`), for rows with several teachers also to the best single-teacher row
-  (`paired_single`). Rows follow the paper.
+  (`paired_single`), for rows with a real teacher also to the control row of the same method
+  (`paired_control`, see control_modality). Rows follow the paper.
 
   Args:
     results: results.json dicts (their settings under "config").
@@ -179,9 +183,10 @@ def summarize(results, predictions=None, resamples=RESAMPLES):
         "dropout": _dropouts(runs),
         "paper_table": paper_cell.get("table"),
         "interval": bootstrap(tasks.get(task).monitor, [p for _, p in groups[key]], resamples),
-        "paired": None, "paired_single": None})
+        "paired": None, "paired_single": None, "paired_control": None})
   _add_paired_differences(rows)
   _add_best_single_teacher_differences(rows)
+  _add_control_differences(rows)
   return rows
 
 
@@ -241,6 +246,35 @@ def _add_best_single_teacher_differences(rows):
                             "validation": best["metrics"][metric][splits.VALIDATION][0]}
 
 
+def control_modality(dataset):
+  """The modality of `dataset` whose teacher is a control, one that knows the training labels
+  and nothing else (its builder's CONTROL_MODALITY), or None: a builder without such a view
+  declares none."""
+  module = tfds_builders.builder_module(data.DATASETS[dataset].builder)
+  return getattr(module, "CONTROL_MODALITY", None)
+
+
+def is_control(row):
+  """Whether a row is a transfer whose teacher is its dataset's control modality."""
+  return (row["method"] in TRANSFER_METHODS
+          and row["strong"] == control_modality(row["dataset"]))
+
+
+def _add_control_differences(rows):
+  """Sets `paired_control` of each transfer row with a real teacher that has a control row (the
+  same dataset, label, weak modality, method and protocol): its monitored metric minus the
+  control's, paired by seed. Both get the method's training signal; only the real teacher knows
+  more than the labels, so this is what its knowledge adds."""
+  fields = ("dataset", "label", "weak", "method", "protocol")
+  controls = {tuple(r[k] for k in fields): r for r in rows if is_control(r)}
+  for row in rows:
+    control = controls.get(tuple(row[k] for k in fields))
+    if control is None or control is row:
+      continue
+    # The same dataset and label: the same task, so the control has the monitored metric.
+    row["paired_control"] = {**_paired(row, control, monitor(row)), "strong": control["strong"]}
+
+
 def baseline_rows(computed, resamples=RESAMPLES):
   """Rows of computed baselines: {(dataset, label, weak): [baselines.Baseline, ...]}."""
   rows = []
@@ -259,6 +293,6 @@ def baseline_rows(computed, resamples=RESAMPLES):
           "task": baseline.task, "seeds": None, "metrics": row_metrics, "epochs": None,
           "dropout": [], "paper_table": None,
           "interval": bootstrap(tasks.get(baseline.task).monitor, [run], resamples),
-          "paired": None, "paired_single": None,
+          "paired": None, "paired_single": None, "paired_control": None,
           "description": baseline.description, "test_labels": labels})
   return rows

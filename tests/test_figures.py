@@ -11,7 +11,10 @@ from stew_tf import paper
 from stew_tf import records
 from stew_tf import reproduce
 from stew_tf import table_rows
+from tests.test_report import CONTROL_ACCURACIES
+from tests.test_report import T_975_DF4
 from tests.test_report import _classification
+from tests.test_report import _control_results
 from tests.test_report import _paired_results
 from tests.test_report import _results
 
@@ -81,6 +84,24 @@ def test_a_single_seed_has_no_interval_and_data_outside_the_paper_no_claim():
   assert (mean, interval, claim) == (pytest.approx(-0.05), None, None)
   assert seeds == pytest.approx([-0.05])
   assert axes.get_xlabel().endswith("(CCC)")
+
+
+def test_a_real_teacher_minus_its_control_has_a_panel_of_its_own():
+  enc_cls, control = figures.verdict_figure(table_rows.summarize(_control_results())).axes
+  assert "minus Encoder + Classifier" in enc_cls.get_xlabel()
+  assert "minus its control" in control.get_xlabel()
+  assert len(_by_row(enc_cls)) == 3  # every transfer row, the control's included
+  ((label, (mean, interval, seeds, claim)),) = _by_row(control).items()
+  assert label == "CM-StEW, text → audio (sentiment)"
+  assert control.get_yticklabels()[0].get_text().splitlines()[1:] == [
+      "minus label_echo → audio", "helps"]
+  differences = [a - b for a, b in zip(CONTROL_ACCURACIES["cm_stew", "text"],
+                                       CONTROL_ACCURACIES["cm_stew", "label_echo"])]
+  # 2.5, 7.1, 3.6, 6.2, 5.4: mean 4.96, sample variance 14.212 / 4 = 3.553, t(4) = 2.776.
+  half_width = T_975_DF4 * math.sqrt(3.553 / 5)
+  assert mean == pytest.approx(4.96) and seeds == pytest.approx(sorted(differences))
+  assert interval == pytest.approx((4.96 - half_width, 4.96 + half_width), abs=1e-3)
+  assert claim is None  # the paper has no control
 
 
 def _png_size(data):

@@ -333,3 +333,59 @@ def test_several_teachers_pair_with_the_best_single_teacher_on_validation():
   text = report.results_markdown("mosi", list(rows.values()))
   assert ("| sentiment | CM-StEW | text+video → audio | CM-StEW text → audio (val 70.0) | "
           "+5.0 [+2.5, +7.5], > 0 on 3 of 3 seeds | helps | selected on validation |") in text
+
+
+T_975_DF4 = 2.776  # the 97.5 % quantile of Student's t with 4 degrees of freedom (a t table)
+# Test accuracy in % per seed 0-4 on stew_synthetic, whose control modality is label_echo.
+CONTROL_ACCURACIES = {("enc_cls", None): (54.0, 64.0, 65.0, 55.0, 54.0),
+                      ("cm_stew", "text"): (69.2, 68.8, 70.7, 72.0, 73.4),
+                      ("cm_stew", "label_echo"): (66.7, 61.7, 67.1, 65.8, 68.0),
+                      ("no_lfa", "text"): (60.0, 61.0, 62.0, 63.0, 64.0)}  # without a control
+
+
+def _control_results(dataset="stew_synthetic"):
+  return [_results(method, strong, "audio", seed, {"accuracy": value / 100},
+                   {"accuracy": 0.5}, (3, 4), dataset=dataset)
+          for (method, strong), values in CONTROL_ACCURACIES.items()
+          for seed, value in enumerate(values)]
+
+
+def test_a_real_teacher_pairs_against_the_control_teacher_of_its_method_by_seed():
+  rows = {(row["method"], row["strong"]): row
+          for row in table_rows.summarize(_control_results())}
+  # The reference: numpy on the per-seed values above.
+  differences = (np.array(CONTROL_ACCURACIES["cm_stew", "text"])
+                 - np.array(CONTROL_ACCURACIES["cm_stew", "label_echo"]))
+  half_width = T_975_DF4 * np.std(differences, ddof=1) / np.sqrt(differences.size)
+  control = rows["cm_stew", "text"]["paired_control"]
+  assert control["strong"] == "label_echo" and control["metric"] == "accuracy"
+  assert control["mean"] == pytest.approx(differences.mean())
+  assert (control["low"], control["high"]) == pytest.approx(
+      (differences.mean() - half_width, differences.mean() + half_width), abs=1e-3)
+  assert (control["positive"], control["n"]) == (int(np.sum(differences > 0)), 5)
+  assert control["verdict"] == "helps"  # 2.5 to 7.1: the interval lies above 0
+  # The control row itself, the labels-only row and a method without a control row: none.
+  for key in [("cm_stew", "label_echo"), ("enc_cls", None), ("no_lfa", "text")]:
+    assert rows[key]["paired_control"] is None, key
+  text = report.results_markdown("synthetic", list(rows.values()))
+  low, high = differences.mean() - half_width, differences.mean() + half_width
+  assert (f"| sentiment | CM-StEW | text → audio | label_echo → audio | "
+          f"{differences.mean():+.1f} [{low:+.1f}, {high:+.1f}], > 0 on 5 of 5 seeds | helps | "
+          "selected on validation |") in text
+  assert text.count("Against the control") == 1
+  lines = {(line["method"], line["strong"]): line for line in csv.DictReader(io.StringIO(
+      report.results_csv(list(rows.values()))))}
+  line = lines["cm_stew", "text"]
+  assert line["control_strong"] == "label_echo" and line["control_verdict"] == "helps"
+  assert float(line["control_diff_low"]) == pytest.approx(low, abs=1e-3)
+  assert (line["control_positive_seeds"], line["control_seeds"]) == ("5", "5")
+  assert lines["no_lfa", "text"]["control_diff_mean"] == ""
+
+
+def test_without_a_control_modality_no_row_pairs_against_a_control():
+  # The same runs on MOSI, which declares no control modality: label_echo is a teacher there.
+  rows = table_rows.summarize(_control_results(dataset="mosi"))
+  assert table_rows.control_modality("mosi") is None
+  assert [row["paired_control"] for row in rows] == [None] * len(rows)
+  assert "Against the control" not in report.results_markdown("mosi", rows)
+  assert "control_diff_mean" not in report.results_csv(rows)

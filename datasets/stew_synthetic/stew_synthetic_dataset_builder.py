@@ -33,6 +33,10 @@ import tensorflow_datasets as tfds
 
 _LATENT_DIM = 4
 LABEL_ECHO = "label_echo"  # the negative control's modality
+# The modality whose teacher is a control: it knows the stored labels and nothing else, so a
+# transfer row taught by it gets the method's training signal without a teacher's knowledge.
+# stew_tf.table_rows pairs each row with a real teacher against it.
+CONTROL_MODALITY = LABEL_ECHO
 # Fixed so that every user gets the same dataset; the training seed is separate (--seed).
 _DATA_SEED = 20211108
 
