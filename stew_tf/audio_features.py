@@ -29,8 +29,9 @@ FEATURE_SET = "eGeMAPSv02"
 FEATURE_DIM = 88  # eGeMAPSv02 functionals
 FRAME_SECONDS = 0.04  # one vector every 40 ms, as RECOLA's AVEC 2016 features
 SAMPLE_RATE = 16000  # every recording is resampled to this rate and mixed down to mono
-# Default feature window. AVEC 2016 computes RECOLA's eGeMAPS functionals every 40 ms over windows
-# of several seconds per dimension; 6 s is the one we recall for valence (docs/own_data.md).
+# Default feature window (--recording_window). AVEC 2016 computed RECOLA's eGeMAPS functionals every
+# 40 ms over sliding windows of a few seconds, per dimension; we could not verify its lengths, and
+# 6 s lies within the 3-9 s that AVEC 2018 searched on RECOLA (docs/own_data.md says what is known).
 WINDOW_SECONDS = 6.0
 CLIP_SECONDS = 3.0  # clips of 75 frames, as the RECOLA builder cuts them
 FRAMES, SEGMENTS = "frames", "segments"  # what one feature vector describes
@@ -83,13 +84,19 @@ def extractor_version():
   return f"opensmile {_opensmile().__version__}"
 
 
+WINDOW_EXPECTED = f"a positive multiple of {FRAME_SECONDS} s (whole 40 ms frames)"
+
+
+def is_window(seconds):
+  """Whether `seconds` is a feature window: a positive whole number of 40 ms frames."""
+  frames = seconds / FRAME_SECONDS
+  return seconds > 0 and abs(frames - round(frames)) <= 1e-6
+
+
 def recipe(mode, window_seconds=WINDOW_SECONDS):
-  """The Recipe of this extractor; raises AudioError on a window that is not a positive number
-  of 40 ms frames."""
-  frames = window_seconds / FRAME_SECONDS
-  if not window_seconds > 0 or abs(frames - round(frames)) > 1e-6:
-    raise AudioError(f"window_seconds={window_seconds}: expected a positive multiple of "
-                     f"{FRAME_SECONDS} s")
+  """The Recipe of this extractor; raises AudioError on a window that is not `is_window`."""
+  if not is_window(window_seconds):
+    raise AudioError(f"window_seconds={window_seconds}: expected {WINDOW_EXPECTED}")
   return Recipe(mode=mode, window_seconds=float(window_seconds), extractor=extractor_version())
 
 

@@ -8,10 +8,12 @@ does it all on a fresh `FlagValues`.
 
 import dataclasses
 import functools
+import math
 import os
 
 from absl import flags
 
+from stew_tf import audio_features
 from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import flagfiles
@@ -21,6 +23,10 @@ from stew_tf import records
 from stew_tf import splits
 from stew_tf import strong_flags
 from stew_tf import tasks
+
+# The flags of --dataset=recordings only: how its audio becomes features and labels.
+_RECORDINGS_FLAGS = ("recording_window", "annotation_delay")
+
 
 def _positive(value):
   return value is None or value > 0
@@ -48,6 +54,15 @@ def _define_experiment_flags(fv):
                       flag_values=fv)
   flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
                       "valence). Default: the dataset's first.", flag_values=fv)
+  flags.DEFINE_float("recording_window", None, "--dataset=recordings, continuous labels: seconds "
+                     "of audio over which each 40 ms frame's eGeMAPS functionals are computed, "
+                     "a multiple of 0.04. Default: the corpus's spec.json window_seconds, else "
+                     f"{audio_features.WINDOW_SECONDS:g} (docs/own_data.md says why).",
+                     flag_values=fv)
+  flags.DEFINE_float("annotation_delay", None, "--dataset=recordings, continuous labels: seconds "
+                     "to shift the labels by (frame t gets the label rated at t + delay: raters "
+                     "react late; the RECOLA builder's is the paper's 2.8). Default: the corpus's "
+                     "spec.json annotation_delay, else 0.", flag_values=fv)
   flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
       f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
   flags.DEFINE_float("dcca_r1", paper.DCCA_R, "DCCA regulariser of the strong covariance, > 0 "
@@ -166,6 +181,10 @@ def _register_checks(fv):
       "beta": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns translation off)"),
       "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
       "dcca_r2": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
+      "recording_window": (lambda v: v is None or audio_features.is_window(v),
+                           f"expected seconds, {audio_features.WINDOW_EXPECTED}"),
+      "annotation_delay": (lambda v: v is None or (math.isfinite(v) and v >= 0),
+                           "expected seconds >= 0"),
   }
   for name, (check, message) in checks.items():
     flags.register_validator(name, check, message, flag_values=fv)
@@ -180,6 +199,8 @@ def _register_checks(fv):
       ["dataset", "strong", "weak", "method", "label", "manual_dir", "alpha", "beta"],
       _check_modalities,
       flag_values=fv)
+  flags.register_multi_flags_validator(["dataset", *_RECORDINGS_FLAGS], _check_recordings_flags,
+                                       flag_values=fv)
   flags.register_multi_flags_validator(
       ["select_on", "validation"],
       lambda v: not (v["select_on"] == "test" and v["validation"] == "none"),
@@ -206,6 +227,25 @@ def _check_modalities(values):
         f"--label={values['label']} is not a target of --dataset={values['dataset']}; choose "
         f"one of: {', '.join(spec.labels)}")
   return True
+
+
+def _check_recordings_flags(values):
+  given = [f"--{name}" for name in _RECORDINGS_FLAGS if values[name] is not None]
+  if given and data.DATASETS[values["dataset"]].builder != "recordings":
+    one = len(given) == 1
+    raise flags.ValidationError(
+        f"{' and '.join(given)} {'applies' if one else 'apply'} to --dataset=recordings only; "
+        f"expected {'it' if one else 'them'} left out with --dataset={values['dataset']}, whose "
+        "features and labels come prepared")
+  return True
+
+
+def _data(raw, spec, label):
+  """The data branch; a corpus of recordings adds its resolved window and annotation delay."""
+  settings = data.recording_settings(raw["dataset"], raw["manual_dir"],
+                                     *(raw[name] for name in _RECORDINGS_FLAGS))
+  return config_lib.Data(raw["dataset"], label, spec.task_of(label),
+                         config_lib.Recordings(*settings) if settings else None)
 
 
 def _default(value, fallback):
@@ -275,7 +315,7 @@ def resolve(raw, strong_ranking=None):
   label = raw["label"] or spec.labels[0]
   teacher, student, objective = _models(raw, spec, method, label)
   config = config_lib.Experiment(
-      method=method.name, data=config_lib.Data(raw["dataset"], label, spec.task_of(label)),
+      method=method.name, data=_data(raw, spec, label),
       teacher=teacher, student=student, objective=objective,
       trainer=_trainer(raw, spec, spec.task_of(label)),
       numerics=config_lib.Numerics(

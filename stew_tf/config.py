@@ -2,7 +2,8 @@
 
   Experiment
     method     a row of methods.py
-    data       dataset, label and its task
+    data       dataset, label and its task; for recordings of continuous labels, how their audio
+               becomes features and labels (window, annotation delay)
     teacher    the strong modality's encoder, classifier and own trainer settings (None: no
                teacher); with several strong modalities a tuple of them, in --strong's order
     student    the weak modality's encoder and classifier (the deployed model)
@@ -35,10 +36,21 @@ from stew_tf import methods
 
 
 @dataclasses.dataclass(frozen=True)
+class Recordings:
+  """--dataset=recordings with continuous labels (--recording_window, --annotation_delay, else
+  the corpus's spec.json, else the defaults): both change the prepared data."""
+  window_seconds: float  # audio over which each 40 ms frame's eGeMAPS functionals are computed
+  annotation_delay: float  # seconds; frame t gets the label rated at t + delay
+
+
+@dataclasses.dataclass(frozen=True)
 class Data:
   dataset: str
   label: str
   task: str  # a row of tasks.py, set by the dataset and label
+  # None for every other dataset and for segment labels; then left out of the tree (as_dict), so
+  # that those runs' identities and teacher cache entries stay what they were.
+  recordings: Recordings | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +196,10 @@ class Experiment:
 
   def as_dict(self):
     """The whole tree, runtime included (results.json); several teachers as lists."""
-    return _lists(dataclasses.asdict(self))
+    tree = _lists(dataclasses.asdict(self))
+    if self.data.recordings is None:
+      del tree["data"]["recordings"]
+    return tree
 
   def identity(self, data_record):
     """What determines the trained models: every branch but runtime, the prepared data's

@@ -116,15 +116,35 @@ def get_spec(dataset, manual_dir=None):
                              task=clips.task, label_ranges=label_ranges)
 
 
-def feature_recipe(dataset, manual_dir, modality):
-  """The audio feature recipe of `modality` of a dataset prepared from recordings, else None."""
+def recording_settings(dataset, manual_dir, window_seconds=None, annotation_delay=None):
+  """(window_seconds, annotation_delay) of a dataset of recordings with continuous labels: each
+  given one wins, else the corpus's spec.json, else the default; None for other datasets and for
+  segment labels (datasets/recordings: recording_settings)."""
+  if DATASETS[dataset].builder != "recordings":
+    return None
+  module = tfds_builders.builder_module("recordings")
+  try:
+    return module.recording_settings(_clips_dir(manual_dir, dataset), window_seconds,
+                                     annotation_delay)
+  except (FileNotFoundError, ValueError) as error:
+    raise DataError(f"--dataset={dataset}: {error}") from error
+
+
+def feature_recipe(dataset, manual_dir, modality, recordings=None):
+  """The audio feature recipe of `modality` of a dataset prepared from recordings, else None;
+  `recordings`: the config's data.recordings (None: the corpus's own settings)."""
   if DATASETS[dataset].builder != "recordings" or modality != "audio":
     return None
   module = tfds_builders.builder_module("recordings")
   try:
-    return module.feature_recipe(_clips_dir(manual_dir, dataset))
+    return module.feature_recipe(_clips_dir(manual_dir, dataset), **_settings(recordings))
   except (FileNotFoundError, ValueError) as error:
     raise DataError(f"--dataset={dataset}: {error}") from error
+
+
+def _settings(recordings):
+  """The recordings builder's keyword arguments of a config.Recordings (None: none)."""
+  return dataclasses.asdict(recordings) if recordings else {}
 
 
 def _clips_dir(manual_dir, dataset="clips"):
@@ -141,15 +161,17 @@ def builder_config_name(spec, label):
   return label if spec.config == "label" else spec.config
 
 
-def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False):
-  """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed."""
+def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False,
+                 recordings=None):
+  """Returns a prepared TFDS builder, preparing it (once; TFDS caches it) if needed;
+  `recordings`: the config's data.recordings (--dataset=recordings; None: the corpus's own)."""
   spec = get_spec(dataset, manual_dir)
   builder_cls = tfds_builders.builder_class(spec.builder)
   if spec.builder in _FOLDER_BUILDERS:
     # The config (named by a hash of the folder's files) is prepared once per folder content.
     try:
       config = tfds_builders.builder_module(spec.builder).config_from_dir(
-          _clips_dir(manual_dir, dataset))
+          _clips_dir(manual_dir, dataset), **_settings(recordings))
     except (FileNotFoundError, ValueError) as error:
       raise DataError(f"--dataset={dataset}: {error}") from error
   else:

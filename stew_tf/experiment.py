@@ -35,7 +35,7 @@ def prepare_data(config):
   and the prepared data's record."""
   runtime = config.runtime
   builder = data.make_builder(config.data.dataset, config.data.label, runtime.data_dir,
-                              runtime.manual_dir, runtime.download)
+                              runtime.manual_dir, runtime.download, config.data.recordings)
 
   def load(split):
     return data.load_split(builder, split, config.modalities, config.data.label,
@@ -232,7 +232,8 @@ def _run_locked(config, log, start):
   results = _results(config, stages, trainers, done, loaded, start)
   results["teachers"] = entries or None
   predictor = models.build_predictor(stages[-1].encoder, stages[-1].classifier, stages[-1].name)
-  recipe = data.feature_recipe(config.data.dataset, runtime.manual_dir, config.student.modality)
+  recipe = data.feature_recipe(config.data.dataset, runtime.manual_dir, config.student.modality,
+                               config.data.recordings)
   results["export_dir"] = export.export_predictor(
       predictor, os.path.join(runtime.workdir, "export"), feature_recipe=recipe)
   records.write_json(os.path.join(runtime.workdir, "results.json"), results)

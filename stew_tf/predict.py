@@ -2,7 +2,7 @@
 
 python -m stew_tf.predict --export_dir=W/export --input=FILE [--output=FILE.csv|.npy|.json]
 python -m stew_tf.predict --export_dir=W/export --audio=FILE.wav|DIR [--output=trace.csv]
-    [--plot=trace.png] [--server=http://host:8501/v1/models/NAME]
+    [--plot=trace.png] [--server=http://host:8501/v1/models/NAME] [--segments=FILE.csv|DIR]
 
 `--export_dir` is a version folder (`W/export/1`) or the base folder (`W/export`: the highest
 numbered version in it is used, as TF Serving does). The feature dimension D is read from the
@@ -23,10 +23,14 @@ or .json (a list of {"clip_id": ..., "scores": [...]}). Bad input exits with sta
 `error:` line on stderr that names the file and what was expected.
 
 --audio (a WAV file, or a folder: each .wav in it) applies the export's feature recipe
-(assets.extra/feature_recipe.json, written for models trained on --dataset=recordings) and scores
-one value per 40 ms frame: printed, or written with --output as CSV (recording,time,score);
---plot draws each recording's trace. --server sends the same features to a TF Serving REST
-endpoint instead of loading the model (the recipe still comes from --export_dir).
+(assets.extra/feature_recipe.json, written for models trained on --dataset=recordings). A model
+of continuous labels scores one value per 40 ms frame: printed, or written with --output as CSV
+(recording,time,score). A model of segment labels scores one value per segment (CSV
+recording,start,end,score): the segments are the start,end rows (seconds) of --segments (a CSV
+file; for a folder of WAV files, a folder of <recording>.csv), and without --segments each
+recording is one segment. --plot draws each recording's trace. --server sends the same features
+to a TF Serving REST endpoint instead of loading the model (the recipe still comes from
+--export_dir).
 """
 
 import dataclasses
@@ -131,7 +135,7 @@ def predict(export_dir, input_path, output_path=None, batch_size=32, out=sys.std
 
 
 def predict_audio(export_dir, audio_path, output_path=None, plot_path=None, server=None,
-                  batch_size=32, out=sys.stdout):
+                  batch_size=32, out=sys.stdout, segments=None):
   """--audio: one Trace per recording, printed or written; raises InputError on bad input."""
   recording_scores.check_outputs(output_path, plot_path)
   path = resolve_export_dir(export_dir)
@@ -139,13 +143,19 @@ def predict_audio(export_dir, audio_path, output_path=None, plot_path=None, serv
     recipe = audio_features.read_recipe(path)
   except audio_features.AudioError as error:
     raise InputError(str(error)) from None
+  if segments is not None and recipe.mode != audio_features.SEGMENTS:
+    raise InputError(f"--segments={segments}: the export scores every 40 ms frame (a model of "
+                     "continuous labels); expected --segments only with a model of segment "
+                     "labels")
   files = recording_scores.audio_files(audio_path)
+  segment_files = recording_scores.segment_files(segments, audio_path, files)
   model = serving_client.RestModel(server) if server else load_model(path)
   traces = []
-  for file in files:
-    times, clips = recording_scores.recording_clips(file, recipe)
+  for file, segment_file in zip(files, segment_files):
+    times, ends, clips = recording_scores.recording_clips(file, recipe, segment_file)
     scores = np.concatenate(score_clips(model, clips, batch_size))
-    traces.append(recording_scores.Trace(recording_scores.recording_name(file), times, scores))
+    traces.append(recording_scores.Trace(recording_scores.recording_name(file), times, scores,
+                                         ends))
   if output_path:
     recording_scores.write_traces(output_path, traces)
   else:
@@ -169,15 +179,20 @@ def _define_flags():
   flags.DEFINE_string("server", None, "--audio: a TF Serving REST model URL "
                       "(http://host:8501/v1/models/NAME) to send the features to instead of "
                       "loading the model.")
+  flags.DEFINE_string("segments", None, "--audio with a model of segment labels: the segments "
+                      "to score, one prediction each: a CSV file with start,end columns "
+                      "(seconds), or for a folder of WAV files a folder of <recording>.csv. "
+                      "Without it each recording is one segment.")
   flags.DEFINE_integer("batch_size", 32, "Clips per model call.", lower_bound=1)
   flags.mark_flags_as_required(["export_dir"])
   flags.register_multi_flags_validator(
       ["input", "audio"], lambda values: (values["input"] is None) != (values["audio"] is None),
       "pass exactly one of --input (feature files) and --audio (recordings)")
   flags.register_multi_flags_validator(
-      ["audio", "server", "plot"],
-      lambda values: values["audio"] or not (values["server"] or values["plot"]),
-      "--server and --plot apply to --audio only")
+      ["audio", "server", "plot", "segments"],
+      lambda values: values["audio"] or not (values["server"] or values["plot"]
+                                             or values["segments"]),
+      "--server, --plot and --segments apply to --audio only")
 
 
 def main(argv):
@@ -188,7 +203,7 @@ def main(argv):
   try:
     if values.audio:
       predict_audio(values.export_dir, values.audio, values.output, values.plot, values.server,
-                    values.batch_size)
+                    values.batch_size, segments=values.segments)
     else:
       predict(values.export_dir, values.input, values.output, values.batch_size)
   except InputError as error:

@@ -33,8 +33,9 @@ class CorpusSpec:
   task: str
   label: str
   label_range: tuple | None  # (low, high) for regression
-  window_seconds: float | None  # None: stew_tf.audio_features.WINDOW_SECONDS
-  annotation_delay: float  # seconds; frame t gets the label of t + delay
+  # Continuous labels only; None when absent (the builder's recording_settings resolves them).
+  window_seconds: float | None  # seconds of audio per eGeMAPS functionals vector
+  annotation_delay: float | None  # seconds; frame t gets the label of t + delay
 
 
 def _spec_error(path, key, message):
@@ -76,13 +77,16 @@ def read_spec(root):
                         f"{label_range!r}")
   elif task == "regression":
     label_range = DEFAULT_LABEL_RANGE
-  window, delay = spec.get("window_seconds"), spec.get("annotation_delay", 0)
-  if window is not None and not (_number(window) and window > 0):
-    raise _spec_error(path, "window_seconds", f"expected a positive number, got {window!r}")
-  if not (_number(delay) and delay >= 0):
+  from stew_tf import audio_features  # pylint: disable=import-outside-toplevel
+  window, delay = spec.get("window_seconds"), spec.get("annotation_delay")
+  if window is not None and not (_number(window) and audio_features.is_window(window)):
+    raise _spec_error(path, "window_seconds", f"expected {audio_features.WINDOW_EXPECTED}, got "
+                      f"{window!r}")
+  if delay is not None and not (_number(delay) and delay >= 0):
     raise _spec_error(path, "annotation_delay", f"expected seconds >= 0, got {delay!r}")
   return CorpusSpec(task, label, tuple(map(float, label_range)) if label_range else None,
-                    None if window is None else float(window), float(delay))
+                    None if window is None else float(window),
+                    None if delay is None else float(delay))
 
 
 def read_splits(root):
@@ -210,3 +214,27 @@ def check_covers(path, times, duration, audio_path):
   if times[0] > step + 1e-6 or times[-1] < duration - step - 1e-6:
     raise ValueError(f"{path}: times {times[0]:g} to {times[-1]:g} s do not cover the recording "
                      f"{audio_path} (0 to {duration:.2f} s); expected rows from 0 to its end")
+
+
+def read_segments(path, duration, audio_path, columns_expected):
+  """(header, values, starts, ends, lines) of a start,end,... table of numbers whose segments
+  lie within the recording `audio_path` of `duration` seconds."""
+  header, values, lines = numeric_table(path, columns_expected)
+  if START not in header or END not in header:
+    raise ValueError(f"{path}, line 1: header {','.join(header)}; expected {columns_expected}")
+  starts, ends = values[:, header.index(START)], values[:, header.index(END)]
+  bad = np.flatnonzero((starts < 0) | (ends <= starts) | (ends > duration + 1e-6))
+  if bad.size:
+    i = bad[0]
+    raise ValueError(f"{path}, line {lines[i]}: segment {starts[i]:g}-{ends[i]:g} s; expected "
+                     f"0 <= start < end <= {duration:.2f} s ({audio_path})")
+  return header, values, starts, ends, lines
+
+
+def check_segment_features(path, features, starts, ends, lines):
+  """openSMILE gives NaN functionals for a segment too short for them: name its line."""
+  short = np.flatnonzero(~np.isfinite(features).all(axis=1))
+  if short.size:
+    i = short[0]
+    raise ValueError(f"{path}, line {lines[i]}: segment {starts[i]:g}-{ends[i]:g} s is too "
+                     "short for eGeMAPS functionals; expected a longer segment")

@@ -7,13 +7,15 @@ each segment (segment labels). Continuous recordings are cut into clips as the R
 them: a 3 s window every 1 s for train, consecutive 3 s clips otherwise; a segment-labelled
 recording is one clip of its segments.
 
-Each corpus gets its own config (`config_from_dir`), named by a hash of all its files and of the
-feature recipe (extractor name and version included): an edited corpus or another extractor is
-prepared again, never served from a stale copy.
+Each corpus gets its own config (`config_from_dir`), named by a hash of all its files, of the
+feature recipe (extractor name and version included) and of the annotation delay: an edited
+corpus, another window or delay, or another extractor is prepared again, never served from a
+stale copy.
 """
 
 import dataclasses
 import hashlib
+import json
 import pathlib
 
 import numpy as np
@@ -53,15 +55,41 @@ def _label_mode(root, splits):
                    "column (time,<label>) or 'start' and 'end' columns (start,end,<label>)")
 
 
-def feature_recipe(root):
-  """The audio_features.Recipe that the corpus under `root` is prepared with."""
+def recording_settings(root, window_seconds=None, annotation_delay=None):
+  """(window_seconds, annotation_delay) that the continuous labels of the corpus under `root` are
+  prepared with. Each one given here (stew_tf.main's --recording_window and --annotation_delay)
+  wins; else spec.json's key of the same name; else the default (audio_features.WINDOW_SECONDS,
+  0 s). None for segment labels, to which neither applies: giving one is a ValueError."""
   spec = corpus.read_spec(root)
-  window = spec.window_seconds or audio_features.WINDOW_SECONDS
-  try:
-    return audio_features.recipe(_label_mode(root, corpus.read_splits(root)), window)
-  except audio_features.AudioError as error:
-    raise ValueError(f"{pathlib.Path(root) / corpus.SPEC_FILE}: key 'window_seconds': "
-                     f"{error}") from None
+  if _label_mode(root, corpus.read_splits(root)) == audio_features.FRAMES:
+    return (_first_given(window_seconds, spec.window_seconds, audio_features.WINDOW_SECONDS),
+            _first_given(annotation_delay, spec.annotation_delay, 0.0))
+  for flag, key, value, in_spec in (
+      ("--recording_window", "window_seconds", window_seconds, spec.window_seconds),
+      ("--annotation_delay", "annotation_delay", annotation_delay, spec.annotation_delay)):
+    where = (f"{flag}={value:g}" if value is not None else
+             f"{pathlib.Path(root) / corpus.SPEC_FILE}: key {key!r}" if in_spec is not None
+             else None)
+    if where:
+      raise ValueError(f"{where}: the corpus's labels are per segment (start,end,<label>); "
+                       "expected it with time-continuous labels (time,<label>) only")
+  return None
+
+
+def _first_given(*values):
+  return float(next(value for value in values if value is not None))
+
+
+def feature_recipe(root, window_seconds=None, annotation_delay=None):
+  """The audio_features.Recipe that the corpus under `root` is prepared with (the settings as
+  `recording_settings` takes them)."""
+  return _recipe(recording_settings(root, window_seconds, annotation_delay))
+
+
+def _recipe(settings):
+  if settings is None:
+    return audio_features.recipe(audio_features.SEGMENTS)
+  return audio_features.recipe(audio_features.FRAMES, settings[0])
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -70,15 +98,16 @@ class RecordingsConfig(tfds.core.BuilderConfig):
   spec: corpus.CorpusSpec | None = None
   dims: tuple = ()  # (modality, dim) pairs
   recipe: audio_features.Recipe | None = None
+  annotation_delay: float = 0.0  # seconds; frame t gets the label of t + delay
 
   def __repr__(self):  # TFDS logs it: one short line
     return f"{self.name} ({self.description})"
 
 
-def _digest(root, feature_recipe_json):
-  """sha256 over the recipe and every file of the corpus (relative names and contents)."""
+def _digest(root, settings_json):
+  """sha256 over the settings and every file of the corpus (relative names and contents)."""
   root = pathlib.Path(root)
-  digest = hashlib.sha256(feature_recipe_json.encode())
+  digest = hashlib.sha256(settings_json.encode())
   for path in sorted(p for p in root.rglob("*") if p.is_file()):
     digest.update(str(path.relative_to(root)).encode() + b"\0")
     with path.open("rb") as f:
@@ -87,17 +116,22 @@ def _digest(root, feature_recipe_json):
   return digest.hexdigest()
 
 
-def config_from_dir(root):
-  """The RecordingsConfig of a corpus folder; its name changes with any file or the recipe."""
+def config_from_dir(root, window_seconds=None, annotation_delay=None):
+  """The RecordingsConfig of a corpus folder (the settings as `recording_settings` takes them);
+  its name changes with any file, the recipe or the annotation delay."""
   spec = corpus.read_spec(root)
   dims = tuple(corpus.modality_dims(root).items())
-  recipe = feature_recipe(root)
-  digest = _digest(root, recipe.to_json())
+  settings = recording_settings(root, window_seconds, annotation_delay)
+  recipe = _recipe(settings)
+  delay = settings[1] if settings else 0.0
+  digest = _digest(root, json.dumps({"recipe": json.loads(recipe.to_json()),
+                                     "annotation_delay": delay}, sort_keys=True))
+  what = (f"window {recipe.window_seconds:g} s, annotation delay {delay:g} s"
+          if recipe.mode == audio_features.FRAMES else "one vector per segment")
   return RecordingsConfig(
-      name=f"corpus_{digest[:16]}", spec=spec, dims=dims, recipe=recipe,
+      name=f"corpus_{digest[:16]}", spec=spec, dims=dims, recipe=recipe, annotation_delay=delay,
       description=f"{spec.task} {spec.label}, modalities {dict(dims)}, {recipe.mode} of "
-      f"{recipe.feature_set} ({recipe.extractor}, window {recipe.window_seconds:g} s), "
-      f"annotation delay {spec.annotation_delay:g} s, sha256 {digest}")
+      f"{recipe.feature_set} ({recipe.extractor}, {what}), sha256 {digest}")
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -198,7 +232,7 @@ def _frames(root, name, config, samples, duration, audio_path, labels_path):
   labels = _checked_labels(labels_path, values[:, column], lines, spec)
   corpus.check_covers(labels_path, times, duration, audio_path)
   frame_times = np.arange(audio_features.num_frames(duration)) * audio_features.FRAME_SECONDS
-  shifted = frame_times + spec.annotation_delay  # past the last rating, the last one holds
+  shifted = frame_times + config.annotation_delay  # past the last rating, the last one holds
   if spec.task == "classification":  # a class holds until the next rating
     frame_labels = labels[np.clip(np.searchsorted(times, shifted, "right") - 1, 0, None)]
   else:
@@ -223,23 +257,12 @@ def _check_width(path, table, dim):
 def _segments(root, name, config, samples, duration, audio_path, labels_path):
   spec = config.spec
   expected = f"columns start,end,{spec.label}"
-  header, values, lines = corpus.numeric_table(labels_path, expected)
-  if corpus.START not in header or corpus.END not in header:
-    raise ValueError(f"{labels_path}, line 1: header {','.join(header)}; expected {expected}")
-  starts, ends = values[:, header.index(corpus.START)], values[:, header.index(corpus.END)]
+  header, values, starts, ends, lines = corpus.read_segments(labels_path, duration, audio_path,
+                                                             expected)
   labels = _checked_labels(labels_path, values[:, _label_column(labels_path, header, spec.label,
                                                                  expected)], lines, spec)
-  bad = np.flatnonzero((starts < 0) | (ends <= starts) | (ends > duration + 1e-6))
-  if bad.size:
-    i = bad[0]
-    raise ValueError(f"{labels_path}, line {lines[i]}: segment {starts[i]:g}-{ends[i]:g} s; "
-                     f"expected 0 <= start < end <= {duration:.2f} s ({audio_path})")
   audio = audio_features.segment_features(samples, config.recipe, list(zip(starts, ends)))
-  short = np.flatnonzero(~np.isfinite(audio).all(axis=1))
-  if short.size:
-    i = short[0]
-    raise ValueError(f"{labels_path}, line {lines[i]}: segment {starts[i]:g}-{ends[i]:g} s is too "
-                     "short for eGeMAPS functionals; expected a longer segment")
+  corpus.check_segment_features(labels_path, audio, starts, ends, lines)
   features = {corpus.AUDIO: audio}
   for modality, folder in corpus.modality_folders(root).items():
     path = folder / f"{name}.csv"
