@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -20,6 +21,40 @@ def run_main(*args, module="stew_tf.main", cwd=REPO_ROOT, timeout=600):
   """Runs `python -m MODULE ARGS` in a fresh process; returns the CompletedProcess."""
   return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=_env(),
                         capture_output=True, text=True, timeout=timeout)
+
+
+# The session's text_audio_run (tests/conftest.py): the default transfer, 3 epochs so that an
+# interruption can fall inside any epoch of either stage and after two finished stage-2 epochs.
+TEXT_AUDIO_ARGS = ["--strong=text", "--weak=audio", "--epochs=3", "--patience=5"]
+
+# Runs that run_mains starts at once: as many as CI's CPUs. A run keeps about one and a half of
+# them busy, so two runs at once take about 2/3 of the time of one after the other (measured on
+# 2 CPUs: 28 s for two text-to-audio runs at once, 41 s one after the other).
+JOBS = 2
+
+
+def run_mains(*commands, jobs=JOBS, **kwargs):
+  """run_main(*args, **kwargs) of each command (a list of args), `jobs` of them at once; returns
+  their CompletedProcesses in the order of `commands`. For runs that do not depend on one another
+  (and do not prepare the same data: prepare it first)."""
+  with concurrent.futures.ThreadPoolExecutor(jobs) as executor:
+    return list(executor.map(lambda args: run_main(*args, **kwargs), commands))
+
+
+def run_in_background(*args, **kwargs):
+  """Starts run_main(*args, **kwargs) and returns at once a Future of its CompletedProcess
+  (.result() waits for it): an independent run, such as an uninterrupted reference, goes on while
+  the test does something else."""
+  return run_in_background_one_after_another([args], **kwargs)[0]
+
+
+def run_in_background_one_after_another(commands, **kwargs):
+  """Starts run_main(*args, **kwargs) of each command (a list of args), one after another in a
+  thread of their own; returns at once their Futures, in the order of `commands`."""
+  executor = concurrent.futures.ThreadPoolExecutor(1)
+  futures = [executor.submit(run_main, *args, **kwargs) for args in commands]
+  executor.shutdown(wait=False)
+  return futures
 
 
 def user_env():

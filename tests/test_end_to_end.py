@@ -6,21 +6,47 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from stew_tf import data
 from tests.helpers import run_main
 
-FAST = ["--epochs=2", "--patience=5"]
+# The finished run that most tests here read starts in the background as the module starts.
+pytestmark = pytest.mark.usefixtures("started_text_audio_run")
+
 CLASSIFICATION_METRICS = ("accuracy", "f1_weighted", "balanced_accuracy", "precision_negative",
                           "precision_positive", "recall_negative", "recall_positive",
                           "positive_rate", "confusion")
 
 
+# First in the module: it runs while the shared finished run trains (started_text_audio_run).
+def test_interrupted_run_resumes_and_completes(tmp_path, tfds_dir):
+  data.make_builder("stew_synthetic", "sentiment", str(tfds_dir))  # prepared here, not in a run
+  workdir = tmp_path / "work"
+  args = ["--strong=text", "--weak=video", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
+          "--epochs=2", "--patience=5"]
+  # Stage 1 has 5 steps per epoch (160 clips / 32): stop inside stage 2's first epoch.
+  stopped = run_main(*args, "--stop_after_steps=13")
+  assert stopped.returncode == 3, stopped.stderr[-2000:]
+  assert "rerun the same command to resume" in stopped.stderr
+  assert not (workdir / "results.json").exists()
+  assert (workdir / "checkpoints" / "stage1" / "done.json").exists()
+  resumed = run_main(*args)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "[stage1] already finished after 2 epochs" in resumed.stdout
+  assert "[stage1 text] epoch" not in resumed.stdout
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["epochs"] == {"stage1": 2, "stage2": 2}
+  # A third run trains nothing and reproduces the same results.
+  again = run_main(*args)
+  assert "[stage2] already finished" in again.stdout
+  assert json.loads((workdir / "results.json").read_text())["weak_model"] == results["weak_model"]
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, tfds_dir):
-  workdir = tmp_path_factory.mktemp("run") / "work"
-  result = run_main("--strong=text", "--weak=audio", f"--workdir={workdir}",
-                    f"--data_dir={tfds_dir}", *FAST)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir, result
+def finished_run(text_audio_run):
+  """A finished --strong=text --weak=audio run of 3 epochs (TEXT_AUDIO_ARGS): the session's
+  text_audio_run (tests/conftest.py), which test_run_integrity resumes against too."""
+  root, _, result = text_audio_run
+  return root / "work", result
 
 
 def test_results_json_has_the_documented_shape(finished_run):
@@ -36,7 +62,7 @@ def test_results_json_has_the_documented_shape(finished_run):
       assert all(0.0 <= metrics[name] <= 1.0 for name in CLASSIFICATION_METRICS[:-1])
       (tn, fp), (fn, tp) = metrics["confusion"]
       assert metrics["accuracy"] == pytest.approx((tn + tp) / (tn + fp + fn + tp))
-  assert results["epochs"] == {"stage1": 2, "stage2": 2}
+  assert results["epochs"] == {"stage1": 3, "stage2": 3}
   objective = results["config"]["objective"]
   assert objective["alignment"]["alpha"] > 0 and objective["translation"]["beta"] > 0
   assert results["wall_seconds"] > 0
@@ -61,10 +87,10 @@ def test_progress_shows_stage_epoch_and_each_loss_term(finished_run):
   _, result = finished_run
   lines = result.stdout.splitlines()
   stage2 = [line for line in lines if line.startswith("[stage2 audio] epoch")]
-  assert len(stage2) == 2
+  assert len(stage2) == 3
   for term in ("prediction", "dcca", "mae", "total", "validation accuracy"):
     assert term in stage2[0]
-  assert any(line.startswith("[stage1 text] epoch   1/2") for line in lines)
+  assert any(line.startswith("[stage1 text] epoch   1/3") for line in lines)
   assert "Results: cm_stew on stew_synthetic" in result.stdout
 
 
@@ -83,7 +109,7 @@ def test_tensorboard_events_hold_every_term(finished_run):
         for value in event.summary.value:
           found.setdefault(value.tag, []).append(event.step)
     assert tags <= set(found), (stage, sorted(found))
-    assert sorted(found["loss/total"]) == [1, 2]
+    assert sorted(found["loss/total"]) == [1, 2, 3]
 
 
 def test_hparams_folder_holds_the_settings_and_final_metrics(finished_run):
@@ -137,25 +163,3 @@ def _restore_weak_predictor(workdir):
   best = tf.train.latest_checkpoint(str(workdir / "checkpoints" / "stage2" / "best"))
   checkpoint.restore(best).expect_partial()
   return models.build_predictor(weak_stage.encoder, weak_stage.classifier, "weak")
-
-
-def test_interrupted_run_resumes_and_completes(tmp_path, tfds_dir):
-  workdir = tmp_path / "work"
-  args = ["--strong=text", "--weak=video", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
-          "--epochs=2", "--patience=5"]
-  # Stage 1 has 5 steps per epoch (160 clips / 32): stop inside stage 2's first epoch.
-  stopped = run_main(*args, "--stop_after_steps=13")
-  assert stopped.returncode == 3, stopped.stderr[-2000:]
-  assert "rerun the same command to resume" in stopped.stderr
-  assert not (workdir / "results.json").exists()
-  assert (workdir / "checkpoints" / "stage1" / "done.json").exists()
-  resumed = run_main(*args)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "[stage1] already finished after 2 epochs" in resumed.stdout
-  assert "[stage1 text] epoch" not in resumed.stdout
-  results = json.loads((workdir / "results.json").read_text())
-  assert results["epochs"] == {"stage1": 2, "stage2": 2}
-  # A third run trains nothing and reproduces the same results.
-  again = run_main(*args)
-  assert "[stage2] already finished" in again.stdout
-  assert json.loads((workdir / "results.json").read_text())["weak_model"] == results["weak_model"]

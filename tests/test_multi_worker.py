@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-from tests.helpers import REPO_ROOT, run_main
+from stew_tf import data
+from tests.helpers import REPO_ROOT, run_in_background
 
 WORKERS = 2
 TIMEOUT_S = 150
@@ -63,10 +64,10 @@ def _weak_metrics(workdir):
 
 
 def test_two_workers_train_the_same_model_as_one_process(tmp_path, tfds_dir):
-  # First the single process; it also prepares the synthetic data that the workers then share.
-  single = run_main(*FLAGS, f"--workdir={tmp_path / 'single'}", f"--data_dir={tfds_dir}",
-                    timeout=TIMEOUT_S)
-  assert single.returncode == 0, single.stderr[-3000:]
+  # The single process trains beside the workers, all on the synthetic data prepared here first.
+  data.make_builder("stew_synthetic", "sentiment", str(tfds_dir))
+  started = run_in_background(*FLAGS, f"--workdir={tmp_path / 'single'}",
+                              f"--data_dir={tfds_dir}", timeout=TIMEOUT_S)
   ports = _free_ports(WORKERS)
   workers = [_start_worker(i, ports, tmp_path / f"worker{i}", tfds_dir) for i in range(WORKERS)]
   outputs = []
@@ -78,6 +79,8 @@ def test_two_workers_train_the_same_model_as_one_process(tmp_path, tfds_dir):
       worker.kill()
   for worker, output in zip(workers, outputs):
     assert worker.returncode == 0, output[-3000:]
+  single = started.result()
+  assert single.returncode == 0, single.stderr[-3000:]
 
   expected_losses = _epoch_losses(single.stdout)
   assert expected_losses, single.stdout[-3000:]

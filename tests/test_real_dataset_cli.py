@@ -7,6 +7,7 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 from tests.helpers import run_main
+from tests.helpers import run_mains
 
 
 def test_mosi_without_files_names_the_flag_to_use(tmp_path):
@@ -29,17 +30,30 @@ def test_mosi_with_an_incomplete_manual_dir_lists_the_missing_files(tmp_path):
   assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("label, method, metrics", [
+TRAININGS = [
     ("sentiment", "enc_cls", {"accuracy", "f1_weighted", "balanced_accuracy"}),
     # The dummy clips are too short for DCCA's covariances, so the transfer run is no_lfa.
     ("sentiment_score", "no_lfa", {"ccc", "pearson_r", "mae", "acc7", "acc2_non0", "f1_has0"}),
-])
-def test_mosi_trains_end_to_end_from_a_manual_dir(tmp_path, label, method, metrics):
-  workdir = tmp_path / "w"
-  result = run_main("--dataset=mosi", f"--label={label}", f"--method={method}", "--strong=text",
-                    "--weak=audio", "--epochs=1",
-                    f"--manual_dir={REPO_ROOT / 'datasets' / 'mosi' / 'dummy_data'}",
-                    f"--data_dir={tmp_path}", f"--workdir={workdir}")
+]
+
+
+@pytest.fixture(scope="module")
+def trainings(tmp_path_factory):
+  """{label: (workdir, CompletedProcess)} of each run of TRAININGS, each preparing the data in a
+  folder of its own; both runs at once (helpers.run_mains)."""
+  folders = [tmp_path_factory.mktemp(label) for label, _, _ in TRAININGS]
+  manual_dir = REPO_ROOT / "datasets" / "mosi" / "dummy_data"
+  results = run_mains(*([
+      "--dataset=mosi", f"--label={label}", f"--method={method}", "--strong=text",
+      "--weak=audio", "--epochs=1", f"--manual_dir={manual_dir}", f"--data_dir={folder}",
+      f"--workdir={folder / 'w'}"] for folder, (label, method, _) in zip(folders, TRAININGS)))
+  return {label: (folder / "w", result)
+          for folder, (label, _, _), result in zip(folders, TRAININGS, results)}
+
+
+@pytest.mark.parametrize("label, method, metrics", TRAININGS)
+def test_mosi_trains_end_to_end_from_a_manual_dir(trainings, label, method, metrics):
+  workdir, result = trainings[label]
   assert result.returncode == 0, result.stderr[-3000:]
   results = json.loads((workdir / "results.json").read_text())
   assert results["dataset"] == "mosi" and results["epochs"] == {"stage1": 0, "stage2": 1}

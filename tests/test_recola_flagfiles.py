@@ -12,6 +12,7 @@ import pytest
 
 from stew_tf import flagfiles
 from stew_tf import tfds_builders
+from tests.helpers import run_in_background
 from tests.helpers import run_main
 
 
@@ -32,17 +33,30 @@ def recola_data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("recola_tfds")
 
 
-def _train(flagfile, avec_tree, data_dir, workdir):
-  result = run_main(f"--flagfile={flagfiles.FLAGFILE_DIR / flagfile}", f"--manual_dir={avec_tree}",
-                    f"--data_dir={data_dir}", f"--workdir={workdir}", "--epochs=1",
-                    cwd=workdir.parent)
+FLAGFILES = {"arousal": "recola_arousal_audio_to_video_appearance_cm_stew.cfg",
+             "valence": "recola_valence_video_appearance_to_audio_cm_stew.cfg"}
+
+
+@pytest.fixture(scope="module")
+def trained(avec_tree, recola_data_dir, tmp_path_factory):
+  """{label: (workdir, CompletedProcess)} of a run of each of FLAGFILES, one epoch per stage,
+  from a folder of its own (beside its workdir); both at once (each label's data is its own)."""
+  workdirs = {label: tmp_path_factory.mktemp(label) / "work" for label in FLAGFILES}
+  started = {label: run_in_background(
+      f"--flagfile={flagfiles.FLAGFILE_DIR / flagfile}", f"--manual_dir={avec_tree}",
+      f"--data_dir={recola_data_dir}", f"--workdir={workdirs[label]}", "--epochs=1",
+      cwd=workdirs[label].parent) for label, flagfile in FLAGFILES.items()}
+  return {label: (workdirs[label], future.result()) for label, future in started.items()}
+
+
+def _results(trained, label):
+  workdir, result = trained[label]
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
   return json.loads((workdir / "results.json").read_text())
 
 
-def test_arousal_cm_stew_flagfile(avec_tree, recola_data_dir, tmp_path):
-  results = _train("recola_arousal_audio_to_video_appearance_cm_stew.cfg", avec_tree,
-                   recola_data_dir, tmp_path / "work")
+def test_arousal_cm_stew_flagfile(trained):
+  results = _results(trained, "arousal")
   assert (results["label"], results["strong"], results["weak"], results["method"]) == (
       "arousal", "audio", "video_appearance", "cm_stew")
   assert math.isfinite(results["weak_model"]["test"]["ccc"])
@@ -50,9 +64,8 @@ def test_arousal_cm_stew_flagfile(avec_tree, recola_data_dir, tmp_path):
   assert results["epochs"] == {"stage1": 1, "stage2": 1}
 
 
-def test_valence_cm_stew_flagfile(avec_tree, recola_data_dir, tmp_path):
-  results = _train("recola_valence_video_appearance_to_audio_cm_stew.cfg", avec_tree,
-                   recola_data_dir, tmp_path / "work")
+def test_valence_cm_stew_flagfile(trained):
+  results = _results(trained, "valence")
   assert (results["label"], results["strong"], results["weak"]) == (
       "valence", "video_appearance", "audio")
   assert math.isfinite(results["weak_model"]["test"]["ccc"])

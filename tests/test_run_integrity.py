@@ -7,11 +7,13 @@ import signal
 import pytest
 
 from stew_tf import config as config_lib
+from tests.helpers import TEXT_AUDIO_ARGS
 from tests.helpers import read_until
 from tests.helpers import run_main
+from tests.helpers import run_in_background_one_after_another
 from tests.helpers import start_main
 
-ARGS = ["--strong=text", "--weak=audio", "--epochs=3", "--patience=5"]
+ARGS = TEXT_AUDIO_ARGS
 
 
 def _metrics(workdir):
@@ -20,14 +22,42 @@ def _metrics(workdir):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  """An uninterrupted run that also prepares its own fresh TFDS data dir."""
-  root = tmp_path_factory.mktemp("reference")
-  data_dir = root / "tfds"
-  result = run_main(*ARGS, f"--workdir={root / 'work'}", f"--data_dir={data_dir}")
-  assert result.returncode == 0, result.stderr[-3000:]
+def reference(text_audio_run):
+  """An uninterrupted run of ARGS that also prepares its own fresh TFDS data dir (the session's
+  text_audio_run, tests/conftest.py, which test_end_to_end reads too)."""
+  root, data_dir, result = text_audio_run
   assert "Dataset stew_synthetic downloaded and prepared" in result.stderr + result.stdout
   return root, data_dir
+
+
+BAD_SETTINGS = [
+    (["--batch_size=2"], "--batch_size=2: DCCA estimates 100x100 covariances from each batch's "
+                         "valid segments, but a batch of these training clips can hold as few as"),
+    (["--workdir={file}"], "flag --workdir={file}: names a file; expected a folder"),
+    (["--learning_rate=0"], "flag --learning_rate=0.0: expected a number in (0, 1]"),
+    (["--workdir={file}/run"], "error: {file}/run: Not a directory"),
+    (["--data_dir={file}"], "flag --data_dir={file}: names a file; expected a folder"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background_runs(reference, tmp_path_factory):
+  """Starts, as the module starts, the runs that need the finished reference and nothing else,
+  one after another in the background, while the other tests train: a no_decoder run that reuses
+  the reference's teacher, then a run of each of BAD_SETTINGS in a folder of its own that holds
+  an empty `file`. {"transfer": Future, "bad_settings": [(folder, Future)]}."""
+  root, data_dir = reference
+  folders = [tmp_path_factory.mktemp("bad_setting") for _ in BAD_SETTINGS]
+  commands = [[*ARGS, "--method=no_decoder", f"--workdir={root / 'no_decoder'}",
+               f"--data_dir={data_dir}"]]
+  for folder, (args, _) in zip(folders, BAD_SETTINGS):
+    (folder / "file").write_text("")
+    commands.append([f"--workdir={folder / 'w'}", f"--data_dir={data_dir}",
+                     *(arg.format(file=folder / "file") for arg in args)])
+  transfer, *bad_settings = run_in_background_one_after_another(commands)
+  yield {"transfer": transfer, "bad_settings": list(zip(folders, bad_settings))}
+  for future in (transfer, *bad_settings):
+    future.result()  # never left running
 
 
 def test_interrupted_in_each_stage_ends_bit_identical_to_an_uninterrupted_run(
@@ -95,11 +125,10 @@ def test_changed_settings_stop_at_once_and_overwrite_moves_the_old_run_aside(ref
   assert "[stage2] already finished after 3 epochs" in again.stdout
 
 
-def test_a_transfer_run_reuses_the_teacher_of_an_earlier_one(reference):
-  root, data_dir = reference
+def test_a_transfer_run_reuses_the_teacher_of_an_earlier_one(reference, background_runs):
+  root, _ = reference
   workdir = root / "no_decoder"
-  result = run_main(*ARGS, "--method=no_decoder", f"--workdir={workdir}",
-                    f"--data_dir={data_dir}")
+  result = background_runs["transfer"].result()
   assert result.returncode == 0, result.stderr[-3000:]
   assert "[stage1] already finished after 3 epochs" in result.stdout
   assert "[stage1 text] epoch" not in result.stdout
@@ -107,20 +136,11 @@ def test_a_transfer_run_reuses_the_teacher_of_an_earlier_one(reference):
   assert results["strong_model"] == _metrics(root / "work")["strong_model"]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--batch_size=2"], "--batch_size=2: DCCA estimates 100x100 covariances from each batch's "
-                         "valid segments, but a batch of these training clips can hold as few as"),
-    (["--workdir={file}"], "flag --workdir={file}: names a file; expected a folder"),
-    (["--learning_rate=0"], "flag --learning_rate=0.0: expected a number in (0, 1]"),
-    (["--workdir={file}/run"], "error: {file}/run: Not a directory"),
-    (["--data_dir={file}"], "flag --data_dir={file}: names a file; expected a folder"),
-])
-def test_bad_settings_stop_before_training_with_one_line(reference, tmp_path, args, expected):
-  _, data_dir = reference
-  (tmp_path / "file").write_text("")
-  args = [arg.format(file=tmp_path / "file") for arg in args]
-  expected = expected.format(file=tmp_path / "file")
-  result = run_main(f"--workdir={tmp_path / 'w'}", f"--data_dir={data_dir}", *args, timeout=120)
+@pytest.mark.parametrize("args, expected", BAD_SETTINGS)
+def test_bad_settings_stop_before_training_with_one_line(background_runs, args, expected):
+  folder, started = background_runs["bad_settings"][BAD_SETTINGS.index((args, expected))]
+  result = started.result()
+  expected = expected.format(file=folder / "file")
   assert result.returncode == 1
   assert expected in result.stderr
   assert "Traceback" not in result.stderr and "epoch" not in result.stdout

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 import signal
+import time
 
 from absl import flags
 import keras
@@ -21,6 +22,7 @@ from stew_tf import models
 from stew_tf import stage_state
 from stew_tf import train_step
 from tests.helpers import read_until
+from tests.helpers import run_in_background
 from tests.helpers import run_main
 from tests.helpers import start_main
 from tests.test_losses import _reference_total_correlation
@@ -159,18 +161,65 @@ def test_the_loss_is_the_prediction_plus_each_teachers_weighted_terms():
     assert alone["dcca"] == both[f"dcca/{modality}"] and alone["mae"] == both[f"mae/{modality}"]
 
 
+def test_each_teacher_starts_as_in_a_run_of_its_own(tfds_dir):
+  builder = data.make_builder("stew_synthetic", "sentiment", str(tfds_dir))
+  split = data.load_split(builder, "train", ["text", "video", "audio"], "sentiment", 32)
+
+  def teacher_state(config, name):
+    keras.utils.set_random_seed(0)  # as experiment.run_experiment seeds before build_stages
+    stage = next(s for s in experiment.build_stages(config, split) if s.name == name)
+    models_ = [stage.encoder, stage.classifier]
+    return ([w for m in models_ for w in m.get_weights()],
+            [v.numpy() for v in stage_state.random_generator_states(models_)])
+
+  for modality in ("text", "video"):
+    together = teacher_state(_parse("--strong=text,video"), f"stage1/{modality}")
+    alone = teacher_state(_parse(f"--strong={modality}"), "stage1")
+    for found, expected in zip(together, alone):
+      assert len(found) == len(expected) > 0
+      for a, b in zip(found, expected):
+        np.testing.assert_array_equal(a, b)
+
+
 ARGS = ["--weak=audio", "--epochs=2", "--strong_epochs=1", "--patience=5"]
 TWO = ["--strong=text,video", *ARGS]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, tfds_dir):
-  """An uninterrupted two-teacher run, with a teacher cache of its own."""
+@pytest.fixture(scope="module", autouse=True)
+def started_reference(tmp_path_factory, tfds_dir):
+  """Starts an uninterrupted two-teacher run, with a teacher cache of its own, as the module
+  starts: it trains in the background while the tests that need no run go on, and while the
+  resumed run trains its own text teacher. (root, Future of its CompletedProcess)."""
+  data.make_builder("stew_synthetic", "sentiment", str(tfds_dir))  # prepared once, here
   root = tmp_path_factory.mktemp("two_teachers")
-  result = run_main(*TWO, f"--workdir={root / 'work'}", f"--data_dir={tfds_dir}",
-                    f"--teacher_cache={root / 'teachers'}")
+  future = run_in_background(*TWO, f"--workdir={root / 'work'}", f"--data_dir={tfds_dir}",
+                             f"--teacher_cache={root / 'teachers'}")
+  yield root, future
+  future.result()  # never left running
+
+
+@pytest.fixture(scope="module")
+def reference(started_reference):
+  """The uninterrupted two-teacher run, finished: (root, CompletedProcess)."""
+  root, future = started_reference
+  result = future.result()
   assert result.returncode == 0, result.stderr[-3000:]
   return root, result
+
+
+def _finished_teacher(root, future, modality, timeout=600):
+  """The cache entry of the reference's `modality` teacher, once that teacher has finished
+  (its done.json is written), while the reference may still be training stage 2."""
+  deadline = time.time() + timeout
+  while True:
+    found = list((root / "teachers").glob(f"*-{modality}-*/checkpoints/done.json"))
+    if found:
+      return found[0].parent.parent
+    if future.done() or time.time() > deadline:
+      result = future.result()
+      raise AssertionError(f"the reference has no finished {modality} teacher; exit code "
+                           f"{result.returncode}:\n{result.stderr[-3000:]}")
+    time.sleep(0.2)
 
 
 def _outcome(workdir):
@@ -178,6 +227,40 @@ def _outcome(workdir):
   with np.load(workdir / "predictions.npz") as predictions:
     arrays = {name: predictions[name] for name in predictions.files}
   return {key: results[key] for key in ("strong_model", "weak_model", "kept_epoch")}, arrays
+
+
+def test_a_cached_teacher_is_reused_and_resume_is_exact(started_reference, tfds_dir, tmp_path,
+                                                         request):
+  root, future = started_reference
+  # A cache holding the reference's video teacher only: the run trains the text teacher, reuses
+  # the video one, and is killed in stage 2. (It starts as soon as the reference's video teacher
+  # is finished, while the reference trains its stage 2.)
+  video_entry = _finished_teacher(root, future, "video")
+  shutil.copytree(video_entry, tmp_path / "teachers" / video_entry.name,
+                  ignore=shutil.ignore_patterns("*.lock"))
+  args = [*TWO, f"--workdir={tmp_path / 'work'}", f"--data_dir={tfds_dir}",
+          f"--teacher_cache={tmp_path / 'teachers'}"]
+  process = start_main(*args)
+  lines = read_until(process, "[stage2 audio] epoch   1/2")
+  process.send_signal(signal.SIGKILL)
+  process.wait(timeout=60)
+  assert any(line.startswith("[stage1/text text] epoch   1/1") for line in lines)
+  assert any("[stage1/video] already finished after 1 epochs" in line for line in lines)
+  assert not any(line.startswith("[stage1/video video] epoch") for line in lines)
+  resumed = run_main(*args)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "[stage2] resuming after epoch 1" in resumed.stdout
+  assert "[stage1/text] already finished after 1 epochs" in resumed.stdout
+  # The text teacher trained here has the reference's cache entry, and everything ends as the
+  # uninterrupted reference.
+  root, _ = request.getfixturevalue("reference")
+  assert (sorted(p.name for p in (tmp_path / "teachers").iterdir())
+          == sorted(p.name for p in (root / "teachers").iterdir()))
+  (metrics, predictions), (expected_metrics, expected) = (
+      _outcome(tmp_path / "work"), _outcome(root / "work"))
+  assert metrics == expected_metrics
+  for name, values in expected.items():
+    np.testing.assert_array_equal(predictions[name], values)
 
 
 def test_the_records_name_every_teacher_and_each_has_its_curves(reference):
@@ -205,54 +288,3 @@ def test_the_export_takes_the_weak_features_alone(reference):
   assert sorted(inputs) == ["features", "mask"]
   audio_dim = data.get_spec("stew_synthetic").modalities["audio"]
   assert inputs["features"].shape.as_list() == [None, None, audio_dim]
-
-
-def test_each_teacher_starts_as_in_a_run_of_its_own(tfds_dir):
-  builder = data.make_builder("stew_synthetic", "sentiment", str(tfds_dir))
-  split = data.load_split(builder, "train", ["text", "video", "audio"], "sentiment", 32)
-
-  def teacher_state(config, name):
-    keras.utils.set_random_seed(0)  # as experiment.run_experiment seeds before build_stages
-    stage = next(s for s in experiment.build_stages(config, split) if s.name == name)
-    models_ = [stage.encoder, stage.classifier]
-    return ([w for m in models_ for w in m.get_weights()],
-            [v.numpy() for v in stage_state.random_generator_states(models_)])
-
-  for modality in ("text", "video"):
-    together = teacher_state(_parse("--strong=text,video"), f"stage1/{modality}")
-    alone = teacher_state(_parse(f"--strong={modality}"), "stage1")
-    for found, expected in zip(together, alone):
-      assert len(found) == len(expected) > 0
-      for a, b in zip(found, expected):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_a_cached_teacher_is_reused_and_resume_is_exact(reference, tfds_dir, tmp_path):
-  root, _ = reference
-  # A cache holding the reference's video teacher only: the run trains the text teacher, reuses
-  # the video one, and is killed in stage 2.
-  video_entry = next(p for p in (root / "teachers").iterdir() if "-video-" in p.name)
-  shutil.copytree(video_entry, tmp_path / "teachers" / video_entry.name,
-                  ignore=shutil.ignore_patterns("*.lock"))
-  args = [*TWO, f"--workdir={tmp_path / 'work'}", f"--data_dir={tfds_dir}",
-          f"--teacher_cache={tmp_path / 'teachers'}"]
-  process = start_main(*args)
-  lines = read_until(process, "[stage2 audio] epoch   1/2")
-  process.send_signal(signal.SIGKILL)
-  process.wait(timeout=60)
-  assert any(line.startswith("[stage1/text text] epoch   1/1") for line in lines)
-  assert any("[stage1/video] already finished after 1 epochs" in line for line in lines)
-  assert not any(line.startswith("[stage1/video video] epoch") for line in lines)
-  resumed = run_main(*args)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "[stage2] resuming after epoch 1" in resumed.stdout
-  assert "[stage1/text] already finished after 1 epochs" in resumed.stdout
-  # The text teacher trained here has the reference's cache entry, and everything ends as the
-  # uninterrupted reference.
-  assert (sorted(p.name for p in (tmp_path / "teachers").iterdir())
-          == sorted(p.name for p in (root / "teachers").iterdir()))
-  (metrics, predictions), (expected_metrics, expected) = (
-      _outcome(tmp_path / "work"), _outcome(root / "work"))
-  assert metrics == expected_metrics
-  for name, values in expected.items():
-    np.testing.assert_array_equal(predictions[name], values)

@@ -1,5 +1,6 @@
 """The frozen teacher's latents, computed once per clip, stand in for its pass in every step."""
 
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -170,11 +171,22 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_mirrored_replicas_take_their_share_of_the_cached_latents():
-  result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-                               "PATH": "/usr/bin:/bin"})
+@pytest.fixture(scope="module", autouse=True)
+def mirrored_script():
+  """Starts _MIRRORED_SCRIPT as the module starts: its process trains in the background while the
+  other tests of the module run. A Future of its CompletedProcess."""
+  executor = concurrent.futures.ThreadPoolExecutor(1)
+  future = executor.submit(subprocess.run, [sys.executable, "-c", _MIRRORED_SCRIPT],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                           env={"PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
+                                "PATH": "/usr/bin:/bin"})
+  executor.shutdown(wait=False)
+  yield future
+  future.result()  # never left running
+
+
+def test_two_mirrored_replicas_take_their_share_of_the_cached_latents(mirrored_script):
+  result = mirrored_script.result()
   assert result.returncode == 0, result.stderr[-4000:]
   in_step, cached = json.loads(result.stdout.strip().splitlines()[-1])
   assert len(in_step) == len(cached) == 2
