@@ -8,24 +8,22 @@ does it all on a fresh `FlagValues`.
 
 import dataclasses
 import functools
-import math
 import os
 
 from absl import flags
 
-from stew_tf import audio_features
 from stew_tf import config as config_lib
 from stew_tf import data
 from stew_tf import flagfiles
 from stew_tf import methods
 from stew_tf import paper
+from stew_tf import recording_flags
 from stew_tf import records
 from stew_tf import splits
 from stew_tf import strong_flags
 from stew_tf import tasks
 
 # The flags of --dataset=recordings only: how its audio becomes features and labels.
-_RECORDINGS_FLAGS = ("recording_window", "annotation_delay")
 
 
 def _positive(value):
@@ -35,6 +33,7 @@ def _positive(value):
 def define_flags(flag_values=flags.FLAGS):
   """Defines stew_tf.main's flags and their checks on `flag_values`."""
   _define_experiment_flags(flag_values)
+  recording_flags.define(flag_values)
   _define_weight_flags(flag_values)
   _define_teacher_trainer_flags(flag_values)
   _define_numerics_flags(flag_values)
@@ -54,15 +53,6 @@ def _define_experiment_flags(fv):
                       flag_values=fv)
   flags.DEFINE_string("label", None, "Target, for datasets with several (recola: arousal or "
                       "valence). Default: the dataset's first.", flag_values=fv)
-  flags.DEFINE_float("recording_window", None, "--dataset=recordings, continuous labels: seconds "
-                     "of audio over which each 40 ms frame's eGeMAPS functionals are computed, "
-                     "a multiple of 0.04. Default: the corpus's spec.json window_seconds, else "
-                     f"{audio_features.WINDOW_SECONDS:g} (docs/own_data.md says why).",
-                     flag_values=fv)
-  flags.DEFINE_float("annotation_delay", None, "--dataset=recordings, continuous labels: seconds "
-                     "to shift the labels by (frame t gets the label rated at t + delay: raters "
-                     "react late; the RECOLA builder's is the paper's 2.8). Default: the corpus's "
-                     "spec.json annotation_delay, else 0.", flag_values=fv)
   flags.DEFINE_enum("method", "cm_stew", list(methods.METHODS), "; ".join(
       f"{m.name}: {m.description}" for m in methods.METHODS.values()), flag_values=fv)
   flags.DEFINE_float("dcca_r1", paper.DCCA_R, "DCCA regulariser of the strong covariance, > 0 "
@@ -181,10 +171,6 @@ def _register_checks(fv):
       "beta": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns translation off)"),
       "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
       "dcca_r2": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
-      "recording_window": (lambda v: v is None or audio_features.is_window(v),
-                           f"expected seconds, {audio_features.WINDOW_EXPECTED}"),
-      "annotation_delay": (lambda v: v is None or (math.isfinite(v) and v >= 0),
-                           "expected seconds >= 0"),
   }
   for name, (check, message) in checks.items():
     flags.register_validator(name, check, message, flag_values=fv)
@@ -199,8 +185,6 @@ def _register_checks(fv):
       ["dataset", "strong", "weak", "method", "label", "manual_dir", "alpha", "beta"],
       _check_modalities,
       flag_values=fv)
-  flags.register_multi_flags_validator(["dataset", *_RECORDINGS_FLAGS], _check_recordings_flags,
-                                       flag_values=fv)
   flags.register_multi_flags_validator(
       ["select_on", "validation"],
       lambda v: not (v["select_on"] == "test" and v["validation"] == "none"),
@@ -229,21 +213,10 @@ def _check_modalities(values):
   return True
 
 
-def _check_recordings_flags(values):
-  given = [f"--{name}" for name in _RECORDINGS_FLAGS if values[name] is not None]
-  if given and data.DATASETS[values["dataset"]].builder != "recordings":
-    one = len(given) == 1
-    raise flags.ValidationError(
-        f"{' and '.join(given)} {'applies' if one else 'apply'} to --dataset=recordings only; "
-        f"expected {'it' if one else 'them'} left out with --dataset={values['dataset']}, whose "
-        "features and labels come prepared")
-  return True
-
-
 def _data(raw, spec, label):
   """The data branch; a corpus of recordings adds its resolved window and annotation delay."""
   settings = data.recording_settings(raw["dataset"], raw["manual_dir"],
-                                     *(raw[name] for name in _RECORDINGS_FLAGS))
+                                     *(raw[name] for name in recording_flags.NAMES))
   return config_lib.Data(raw["dataset"], label, spec.task_of(label),
                          config_lib.Recordings(*settings) if settings else None)
 
