@@ -53,6 +53,9 @@ def test_session_holds_every_setting_but_runtime_and_the_final_metrics(tmp_path)
   settings, scalars = read_session(tmp_path / "tensorboard" / "hparams")
   assert folder == str(tmp_path / "tensorboard" / "hparams")
   expected = _leaves(config)
+  # A config without recordings leaves that branch out of its records (older runs keep their
+  # identities), so out of the session too.
+  assert expected.pop("data.recordings") == "none"
   assert any(name.startswith("runtime.") for name in expected)
   assert settings == {k: v for k, v in expected.items() if not k.startswith("runtime.")}
   # no_lfa: no teacher, no alignment branch; the flags given land on their leaves.
