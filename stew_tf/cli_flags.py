@@ -23,8 +23,6 @@ from stew_tf import splits
 from stew_tf import strong_flags
 from stew_tf import tasks
 
-# The flags of --dataset=recordings only: how its audio becomes features and labels.
-
 
 def _positive(value):
   return value is None or value > 0
