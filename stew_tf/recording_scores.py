@@ -4,7 +4,6 @@ WAV files, the features cut into the clips the model was tested on, one score pe
 
 import csv
 import dataclasses
-import importlib
 import os
 
 import numpy as np
@@ -92,8 +91,7 @@ def recording_clips(path, recipe, segments=None):
 
 def _segment_clips(path, recipe, segments, samples, duration):
   # The recordings builder's own reading and checks of start,end tables (datasets/recordings).
-  corpus = importlib.import_module(
-      f"{tfds_builders.builder_module('recordings').__package__}.corpus")
+  corpus = tfds_builders.builder_module("recordings").corpus
   if segments is None:
     starts, ends = np.array([0.0]), np.array([duration])
   else:

@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from stew_tf import audio_features
+
 SPEC_FILE = "spec.json"
 SPLITS_FILE = "splits.csv"
 LABELS_DIR = "labels"
@@ -77,7 +79,6 @@ def read_spec(root):
                         f"{label_range!r}")
   elif task == "regression":
     label_range = DEFAULT_LABEL_RANGE
-  from stew_tf import audio_features  # pylint: disable=import-outside-toplevel
   window, delay = spec.get("window_seconds"), spec.get("annotation_delay")
   if window is not None and not (_number(window) and audio_features.is_window(window)):
     raise _spec_error(path, "window_seconds", f"expected {audio_features.WINDOW_EXPECTED}, got "
@@ -134,7 +135,6 @@ def modality_folders(root):
 
 def modality_dims(root):
   """{modality: feature dimension}: audio's eGeMAPS and each table folder's columns but time."""
-  from stew_tf import audio_features  # pylint: disable=import-outside-toplevel
   dims = {AUDIO: audio_features.FEATURE_DIM}
   for name, folder in modality_folders(root).items():
     tables = sorted(folder.glob("*.csv"))
