@@ -231,8 +231,7 @@ class Tuner:
           return trial.number, trial.params, lock
       # The budget is `trials` trials with a validation value: a failed trial (a NaN loss, a
       # crashed process) does not use it, so compared studies evaluate as many settings each.
-      if sum(t.state == COMPLETE for t in trials) + sum(t.state == RUNNING for t in trials) \
-          >= self.request.trials:
+      if sum(t.state in (COMPLETE, RUNNING) for t in trials) >= self.request.trials:
         return None
       # Seeded by the trial's number (the next one, under this lock): the same sequence in one
       # process, and workers with one seed do not all draw the same settings.
