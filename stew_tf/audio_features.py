@@ -29,10 +29,11 @@ FEATURE_SET = "eGeMAPSv02"
 FEATURE_DIM = 88  # eGeMAPSv02 functionals
 FRAME_SECONDS = 0.04  # one vector every 40 ms, as RECOLA's AVEC 2016 features
 SAMPLE_RATE = 16000  # every recording is resampled to this rate and mixed down to mono
-# Default feature window (--recording_window). AVEC 2016 computed RECOLA's eGeMAPS functionals every
-# 40 ms over sliding windows of a few seconds, per dimension; we could not verify its lengths, and
-# 6 s lies within the 3-9 s that AVEC 2018 searched on RECOLA (docs/own_data.md says what is known).
-WINDOW_SECONDS = 6.0
+# Default feature window (--recording_window) by label: AVEC 2016's RECOLA audio features, whose
+# centred window was tuned per dimension on the development partition (docs/own_data.md cites it).
+AVEC2016_WINDOWS = {"arousal": 4.0, "valence": 6.0}
+# Any other label: valence's, the dimension on which the paper's audio is the weak modality.
+WINDOW_SECONDS = AVEC2016_WINDOWS["valence"]
 CLIP_SECONDS = 3.0  # clips of 75 frames, as the RECOLA builder cuts them
 FRAMES, SEGMENTS = "frames", "segments"  # what one feature vector describes
 RECIPE_FILE = "feature_recipe.json"
@@ -91,6 +92,11 @@ def is_window(seconds):
   """Whether `seconds` is a feature window: a positive whole number of 40 ms frames."""
   frames = seconds / FRAME_SECONDS
   return seconds > 0 and abs(frames - round(frames)) <= 1e-6
+
+
+def default_window(label):
+  """Seconds of the default feature window for continuous labels named `label`."""
+  return AVEC2016_WINDOWS.get(label.lower(), WINDOW_SECONDS)
 
 
 def recipe(mode, window_seconds=WINDOW_SECONDS):

@@ -16,7 +16,10 @@ def define(fv):
   flags.DEFINE_float("recording_window", None, "--dataset=recordings, continuous labels: seconds "
                      "of audio over which each 40 ms frame's eGeMAPS functionals are computed, "
                      "a multiple of 0.04. Default: the corpus's spec.json window_seconds, else "
-                     f"{audio_features.WINDOW_SECONDS:g} (docs/own_data.md says why).",
+                     "AVEC 2016's for the spec.json label: "
+                     f"{audio_features.default_window('arousal'):g} for arousal, "
+                     f"{audio_features.default_window('valence'):g} for valence and any other "
+                     "label (docs/own_data.md cites it).",
                      flag_values=fv)
   flags.DEFINE_float("annotation_delay", None, "--dataset=recordings, continuous labels: seconds "
                      "to shift the labels by (frame t gets the label rated at t + delay: raters "

@@ -58,11 +58,13 @@ def _label_mode(root, splits):
 def recording_settings(root, window_seconds=None, annotation_delay=None):
   """(window_seconds, annotation_delay) that the continuous labels of the corpus under `root` are
   prepared with. Each one given here (stew_tf.main's --recording_window and --annotation_delay)
-  wins; else spec.json's key of the same name; else the default (audio_features.WINDOW_SECONDS,
-  0 s). None for segment labels, to which neither applies: giving one is a ValueError."""
+  wins; else spec.json's key of the same name; else the default (AVEC 2016's window for the
+  label, audio_features.default_window; 0 s). None for segment labels, to which neither applies:
+  giving one is a ValueError."""
   spec = corpus.read_spec(root)
   if _label_mode(root, corpus.read_splits(root)) == audio_features.FRAMES:
-    return (_first_given(window_seconds, spec.window_seconds, audio_features.WINDOW_SECONDS),
+    return (_first_given(window_seconds, spec.window_seconds,
+                         audio_features.default_window(spec.label)),
             _first_given(annotation_delay, spec.annotation_delay, 0.0))
   for flag, key, value, in_spec in (
       ("--recording_window", "window_seconds", window_seconds, spec.window_seconds),

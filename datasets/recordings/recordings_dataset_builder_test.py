@@ -82,12 +82,21 @@ def test_a_setting_given_wins_over_spec_json_which_wins_over_the_default(tmp_pat
   root = tmp_path / "corpus"
   splits = {"a": "train", "b": "validation", "c": "test"}
   make_example_corpus.write_corpus(root, splits, seconds=1.0)
-  assert recordings.recording_settings(root) == (audio_features.WINDOW_SECONDS, 0.0)
+  assert recordings.recording_settings(root) == (4.0, 0.0)  # AVEC 2016's for arousal
   make_example_corpus.write_corpus(root, splits, seconds=1.0,
                                    spec_extra={"window_seconds": 2.0, "annotation_delay": 1.0})
   assert recordings.recording_settings(root) == (2.0, 1.0)
   assert recordings.recording_settings(root, 2.4, 0.4) == (2.4, 0.4)
   assert recordings.recording_settings(root, None, 0.0) == (2.0, 0.0)  # 0 given is given
+
+
+@pytest.mark.parametrize("label, seconds", [("arousal", 4.0), ("Arousal", 4.0),
+                                            ("valence", 6.0), ("engagement", 6.0)])
+def test_the_default_window_is_avec_2016s_for_the_label(tmp_path, label, seconds):
+  root = tmp_path / "corpus"
+  make_example_corpus.write_corpus(root, {"a": "train", "b": "validation", "c": "test"},
+                                   seconds=1.0, label=label)
+  assert recordings.recording_settings(root) == (seconds, 0.0)
 
 
 @pytest.mark.parametrize("spec_extra, settings, expected", [
