@@ -106,10 +106,7 @@ def get_spec(dataset, manual_dir=None):
   module = tfds_builders.builder_module(spec.builder)
   if spec.builder not in _FOLDER_BUILDERS:
     return dataclasses.replace(spec, modalities=module.modality_dims(spec.config))
-  try:
-    clips = module.read_spec(_clips_dir(manual_dir, dataset))
-  except (FileNotFoundError, ValueError) as error:
-    raise DataError(f"--dataset={dataset}: {error}") from error
+  clips = _read_folder(dataset, manual_dir, module.read_spec)
   label = getattr(clips, "label", getattr(module, "LABEL", None))
   label_ranges = ((label, clips.label_range),) if clips.label_range else ()
   return dataclasses.replace(spec, modalities=dict(clips.modalities), labels=(label,),
@@ -122,12 +119,9 @@ def recording_settings(dataset, manual_dir, window_seconds=None, annotation_dela
   segment labels (datasets/recordings: recording_settings)."""
   if DATASETS[dataset].builder != "recordings":
     return None
-  module = tfds_builders.builder_module("recordings")
-  try:
-    return module.recording_settings(_clips_dir(manual_dir, dataset), window_seconds,
-                                     annotation_delay)
-  except (FileNotFoundError, ValueError) as error:
-    raise DataError(f"--dataset={dataset}: {error}") from error
+  return _read_folder(dataset, manual_dir,
+                      tfds_builders.builder_module("recordings").recording_settings,
+                      window_seconds, annotation_delay)
 
 
 def feature_recipe(dataset, manual_dir, modality, recordings=None):
@@ -135,9 +129,16 @@ def feature_recipe(dataset, manual_dir, modality, recordings=None):
   `recordings`: the config's data.recordings (None: the corpus's own settings)."""
   if DATASETS[dataset].builder != "recordings" or modality != "audio":
     return None
-  module = tfds_builders.builder_module("recordings")
+  return _read_folder(dataset, manual_dir,
+                      tfds_builders.builder_module("recordings").feature_recipe,
+                      **_settings(recordings))
+
+
+def _read_folder(dataset, manual_dir, read, *args, **kwargs):
+  """`read`(the --manual_dir folder, *args, **kwargs), a function of a folder dataset's builder
+  module; its one-line errors (naming the file and line) become DataErrors naming the dataset."""
   try:
-    return module.feature_recipe(_clips_dir(manual_dir, dataset), **_settings(recordings))
+    return read(_clips_dir(manual_dir, dataset), *args, **kwargs)
   except (FileNotFoundError, ValueError) as error:
     raise DataError(f"--dataset={dataset}: {error}") from error
 
@@ -169,11 +170,9 @@ def make_builder(dataset, label, data_dir=None, manual_dir=None, download=False,
   builder_cls = tfds_builders.builder_class(spec.builder)
   if spec.builder in _FOLDER_BUILDERS:
     # The config (named by a hash of the folder's files) is prepared once per folder content.
-    try:
-      config = tfds_builders.builder_module(spec.builder).config_from_dir(
-          _clips_dir(manual_dir, dataset), **_settings(recordings))
-    except (FileNotFoundError, ValueError) as error:
-      raise DataError(f"--dataset={dataset}: {error}") from error
+    config = _read_folder(dataset, manual_dir,
+                          tfds_builders.builder_module(spec.builder).config_from_dir,
+                          **_settings(recordings))
   else:
     config = builder_config_name(spec, label)
   builder = _construct(builder_cls, config, os.path.expanduser(data_dir) if data_dir else None)
