@@ -32,7 +32,7 @@ def define_flags(flag_values=flags.FLAGS):
   """Defines stew_tf.main's flags and their checks on `flag_values`."""
   _define_experiment_flags(flag_values)
   recording_flags.define(flag_values)
-  _define_weight_flags(flag_values)
+  strong_flags.define_per_teacher_flags(flag_values)
   _define_teacher_trainer_flags(flag_values)
   _define_numerics_flags(flag_values)
   _define_run_flags(flag_values)
@@ -71,8 +71,6 @@ def _define_experiment_flags(fv):
   flags.DEFINE_float("dropout", 0.3, "Encoder dropout (Bi-GRU outputs, transformer attention, "
                      "FFN and residuals); paper grid 0.2-0.7.", lower_bound=0.0,
                      upper_bound=0.9, flag_values=fv)
-  flags.DEFINE_float("strong_dropout", None, "Strong encoder dropout. Default: --dropout.",
-                     lower_bound=0.0, upper_bound=0.9, flag_values=fv)
   flags.DEFINE_float("classifier_dropout", paper.CLASSIFIER_DROPOUT, "Dropout between the "
                      "classifiers' two dense layers (paper: 0.3).", lower_bound=0.0,
                      upper_bound=0.9, flag_values=fv)
@@ -100,16 +98,6 @@ def _define_experiment_flags(fv):
                     flag_values=fv)
 
 
-def _define_weight_flags(fv):
-  """--alpha and --beta: one weight for every teacher, or one per strong modality."""
-  for name, default, term in (("alpha", "0.1", "DCCA alignment loss (-correlation)"),
-                              ("beta", "1.0", "MAE translation loss")):
-    flags.DEFINE(strong_flags.WeightsParser(), name, default, f"Weight of the {term}, >= 0; one "
-                 "for every strong modality, or one per strong modality (comma-separated). "
-                 "Chosen on validation data; see README.", flag_values=fv,
-                 serializer=flags.CsvListSerializer(","))
-
-
 def _define_numerics_flags(fv):
   """The flags that decide how sums are computed (part of the identity, like the experiment's)."""
   flags.DEFINE_bool("deterministic", True, "Use deterministic TF ops.", flag_values=fv)
@@ -128,9 +116,9 @@ def _define_numerics_flags(fv):
 
 
 def _define_teacher_trainer_flags(fv):
-  """The teacher's own training settings; each defaults to the student's."""
-  for name, kind, lower_bound in (("learning_rate", flags.DEFINE_float, None),
-                                  ("batch_size", flags.DEFINE_integer, 2),
+  """The teacher's own training settings; each defaults to the student's (the learning rate,
+  which may differ per teacher, is a per-teacher flag)."""
+  for name, kind, lower_bound in (("batch_size", flags.DEFINE_integer, 2),
                                   ("epochs", flags.DEFINE_integer, 1),
                                   ("patience", flags.DEFINE_integer, 1)):
     kind(f"strong_{name}", None, f"The teacher's (stage 1) --{name}. Default: --{name}.",
@@ -164,7 +152,10 @@ def _define_run_flags(fv):
 def _register_checks(fv):
   checks = {
       "learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
-      "strong_learning_rate": (lambda v: v is None or 0 < v <= 1, "expected a number in (0, 1]"),
+      "strong_learning_rate": (lambda v: v is None or all(0 < x <= 1 for x in v),
+                               "expected a number in (0, 1]"),
+      "strong_dropout": (lambda v: v is None or all(0 <= x <= 0.9 for x in v),
+                         "expected a number in [0, 0.9]"),
       "alpha": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns alignment off)"),
       "beta": (lambda v: min(v) >= 0, "expected a number >= 0 (0 turns translation off)"),
       "dcca_r1": (_positive, "expected a number > 0 (it keeps the covariance invertible)"),
@@ -180,7 +171,8 @@ def _register_checks(fv):
       "manual_dir", lambda path: path is None or os.path.isdir(os.path.expanduser(path)),
       "is not a folder; expected the folder holding the dataset's files", flag_values=fv)
   flags.register_multi_flags_validator(
-      ["dataset", "strong", "weak", "method", "label", "manual_dir", "alpha", "beta"],
+      ["dataset", "strong", "weak", "method", "label", "manual_dir",
+       *strong_flags.PER_TEACHER],
       _check_modalities,
       flag_values=fv)
   flags.register_multi_flags_validator(
@@ -223,11 +215,14 @@ def _default(value, fallback):
   return fallback if value is None else value
 
 
-def _trainer(raw, spec, task, prefix=""):
-  """The trainer settings of the student (prefix "") or the teacher ("strong_": each falls back
-  to the student's)."""
+def _trainer(raw, spec, task, prefix="", teacher=0):
+  """The trainer settings of the student (prefix "") or of teacher number `teacher` (prefix
+  "strong_": each falls back to the student's)."""
   def value(name, fallback=None):
-    return _default(raw.get(prefix + name), _default(raw[name], fallback))
+    own = raw.get(prefix + name)
+    if prefix + name in strong_flags.PER_TEACHER:
+      own = strong_flags.for_teacher(own, teacher)
+    return _default(own, _default(raw[name], fallback))
 
   return config_lib.Trainer(
       learning_rate=value("learning_rate", spec.learning_rate),
@@ -246,33 +241,30 @@ def _models(raw, spec, method, label):
     return _default(raw[f"{side}_gru_layers"],
                     paper.encoder_gru_layers(spec.paper_dataset, modality))
 
-  def weight(name, index):
-    weights = raw[name]
-    return weights[index] if len(weights) > 1 else weights[0]
-
   def per_strong(make):
     made = tuple(make(index, modality) for index, modality in enumerate(strong))
     return made[0] if len(made) == 1 else made
 
   teacher = alignment = translation = None
   if method.trains_teacher:
-    teacher = per_strong(lambda _, modality: config_lib.Teacher(
+    teacher = per_strong(lambda index, modality: config_lib.Teacher(
         modality=modality,
-        encoder=config_lib.Encoder(gru_layers("strong", modality),
-                                   _default(raw["strong_dropout"], raw["dropout"])),
+        encoder=config_lib.Encoder(
+            gru_layers("strong", modality),
+            _default(strong_flags.for_teacher(raw["strong_dropout"], index), raw["dropout"])),
         classifier_dropout=raw["classifier_dropout"],
-        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_")))
+        trainer=_trainer(raw, spec, spec.task_of(label), prefix="strong_", teacher=index)))
   student = config_lib.Student(
       modality=weak, classifier_dropout=raw["classifier_dropout"],
       encoder=(None if method.identity_encoder
                else config_lib.Encoder(gru_layers("weak", weak), raw["dropout"])))
   if method.alignment:
     alignment = per_strong(lambda index, _: config_lib.Alignment(
-        weight("alpha", index), raw["dcca_r1"], raw["dcca_r2"]))
+        strong_flags.for_teacher(raw["alpha"], index), raw["dcca_r1"], raw["dcca_r2"]))
   if method.translation:
     units, layers = paper.decoder_size(raw["dataset"], label, weak)
     translation = per_strong(lambda index, modality: config_lib.Translation(
-        target=modality, beta=weight("beta", index),
+        target=modality, beta=strong_flags.for_teacher(raw["beta"], index),
         decoder_units=_default(raw["decoder_units"], units),
         decoder_layers=_default(raw["decoder_layers"], layers)))
   objective = config_lib.Objective(alignment, translation) if alignment or translation else None

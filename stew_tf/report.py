@@ -220,7 +220,10 @@ def results_markdown(table, rows, tuned_choices=None, source=None, header_lines=
 
 
 def _settings_text(settings):
-  return ", ".join(f"{name} {float(value):.3g}" for name, value in settings.items()) or "-"
+  """"name value, ..."; a setting with one value per teacher ("0.4,0.2") as "0.4/0.2"."""
+  def number(value):
+    return "/".join(f"{float(part):.3g}" for part in str(value).split(","))
+  return ", ".join(f"{name} {number(value)}" for name, value in settings.items()) or "-"
 
 
 def tuned_markdown(choices):
@@ -241,8 +244,9 @@ def tuned_markdown(choices):
       f"## Settings chosen on validation (equal budget: {', '.join(map(str, sorted(trials)))} "
       f"trials per row)\n\nEach row's settings are the best trial of its own stew_tf.tune study "
       f"({first['objective']}, TPE sampler seed {first['sampler_seed']}, every trial on seed "
-      f"{first['sampler_seed']}, which no seed of the table uses); the teacher of a transfer row "
-      "has the settings chosen for its strong modality's labels-only row. The test split played "
+      f"{first['sampler_seed']}, which no seed of the table uses); each teacher of a transfer "
+      "row has the settings chosen for its strong modality's labels-only row (a/b: one per "
+      "teacher, in the row's order of strong modalities). The test split played "
       f"no part. {sum(c['trials'] for c in choices.values())} trials in all, {total:.0f} min "
       "of trials' wall time (summed over processes). Studies: `<out>/<experiment>/study/study.md`.")
   return heading + "\n\n" + markdown_table(header, body)

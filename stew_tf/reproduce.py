@@ -151,11 +151,7 @@ def default_out(table, select_on=splits.VALIDATION,
 def _tune_rows(experiments, table, tune, out, jobs, main_args, command, log):
   """Tunes the rows (and their teachers) with `tune` trials each; returns (the experiments to
   train on the table's seeds, {name: choice})."""
-  several = [e for e in experiments if table_tuning.has_several_teachers(e)]
-  for experiment in several:
-    log(f"{experiment.name}: left out of --tune: its teachers share one --strong_dropout and "
-        "--strong_learning_rate, which the choices of their rows cannot set alike")
-  experiments = table_tuning.with_teachers([e for e in experiments if e not in several], table)
+  experiments = table_tuning.with_teachers(experiments, table)
   tuner = table_tuning.TableTuner(tune, out, jobs, main_args, command, log)
   choices = tuner.tune(experiments)
   records.write_json(out / table_tuning.CHOICES_FILE, choices, sort_keys=True)
@@ -235,7 +231,7 @@ def define_flags(flag_values=flags.FLAGS):
                       "-select_on_test / -validation_none for those protocols.",
                       flag_values=flag_values)
   flags.DEFINE_integer("tune", 0, "First tune every row with this many stew_tf.tune trials "
-                       "(the strong modality's enc_cls first: it is the teacher), the same "
+                       "(each strong modality's enc_cls first: it is a teacher), the same "
                        "sampler seed for all, on the validation split; its seeds then train the "
                        "chosen settings. 0: no tuning.", lower_bound=0, flag_values=flag_values)
   flags.DEFINE_string("only", None, "Run only the experiments whose (flagfile) name contains one of these comma-separated strings.",

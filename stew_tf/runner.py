@@ -67,7 +67,9 @@ class Run:
     args += [f"--data_dir={data_dir}"] if data_dir else []
     args += [f"--select_on={self.select_on}", f"--validation={self.validation}"]
     args += [f"--teacher_cache={teacher_cache}"] if teacher_cache else []
-    args += [f"--{flag}={value!r}" for flag, value in self.settings]
+    # repr keeps a number's every digit; a text (one number per teacher) goes as it is.
+    args += [f"--{flag}={value if isinstance(value, str) else repr(value)}"
+             for flag, value in self.settings]
     return args + list(self.extra)
 
 

@@ -2,9 +2,10 @@
 
 Every row of the table gets one stew_tf.tune study (`<out>/<experiment>/study/`) of the same N
 trials, the same sampler seed and the same trial seed, TUNING_SEED, which no table seed reaches:
-- first the labels-only rows (enc_cls, cls_only), among them the strong modality's enc_cls, whose
-  chosen settings become the teacher's (--strong_dropout, --strong_learning_rate);
-- then the transfer rows (cm_stew, no_lfa, no_decoder), their teacher pinned to those settings
+- first the labels-only rows (enc_cls, cls_only), among them each strong modality's enc_cls,
+  whose chosen settings become that teacher's (--strong_dropout, --strong_learning_rate: one
+  value per teacher when a row has several);
+- then the transfer rows (cm_stew, no_lfa, no_decoder), their teachers pinned to those settings
   and shared by every trial through `<out>/teachers`.
 A study that has its trials is not run again; a killed one resumes. The chosen settings (the best
 trial's, on validation) are returned for the table's seeds to train with.
@@ -14,6 +15,7 @@ from stew_tf import flagfiles
 from stew_tf import records
 from stew_tf import runner as runner_lib
 from stew_tf import search_space
+from stew_tf import strong_flags
 from stew_tf import tune
 
 TUNING_SEED = 1000  # trials and sampler; the table's seeds are 0..N-1, far below
@@ -27,9 +29,14 @@ def is_transfer(experiment):
   return experiment.flag("method") in TRANSFER_METHODS
 
 
-def has_several_teachers(experiment):
+def strong_modalities(experiment):
+  """The transfer row's teachers' modalities, in --strong's order."""
   strong = experiment.flag("strong") or ""
-  return strong == "all" or "," in strong
+  if strong == strong_flags.ALL:
+    raise runner_lib.ReproduceError(
+        f"{experiment.flagfile}: --strong={strong_flags.ALL}; --tune needs the strong "
+        "modalities named (e.g. --strong=text,video) to tune each teacher on its enc_cls row")
+  return strong_flags.modalities(strong, experiment.flag("weak"), spec=None)
 
 
 def _key(experiment, modality):
@@ -37,18 +44,18 @@ def _key(experiment, modality):
 
 
 def with_teachers(experiments, table):
-  """`experiments` plus the enc_cls row of each transfer row's strong modality (the teacher
-  that is tuned first), labels-only rows first."""
+  """`experiments` plus the enc_cls row of each transfer row's strong modalities (the
+  teachers, tuned first), labels-only rows first."""
   enc_cls = {_key(e, e.flag("weak")): e for e in flagfiles.find_experiments(table)
              if e.flag("method") == "enc_cls"}
   needed = list(experiments)
-  for experiment in experiments:
-    if is_transfer(experiment):
-      teacher = enc_cls.get(_key(experiment, experiment.flag("strong")))
+  for experiment in filter(is_transfer, experiments):
+    for modality in strong_modalities(experiment):
+      teacher = enc_cls.get(_key(experiment, modality))
       if teacher is None:
         raise runner_lib.ReproduceError(
-            f"{experiment.flagfile}: no flags/{table}_{experiment.flag('strong')}_enc_cls.cfg "
-            "to tune its teacher on; --tune needs the strong modality's enc_cls experiment")
+            f"{experiment.flagfile}: no flags/{table}_{modality}_enc_cls.cfg to tune its "
+            f"{modality} teacher on; --tune needs each strong modality's enc_cls experiment")
       if teacher not in needed:
         needed.append(teacher)
   return sorted(needed, key=is_transfer)
@@ -64,14 +71,14 @@ class TableTuner:
     self.choices = {}
 
   def teacher_args(self, experiment):
-    """The teacher's tuned settings as flags (none for a labels-only row)."""
+    """The teachers' tuned settings as flags, one value per teacher when they differ (none for
+    a labels-only row)."""
     if not is_transfer(experiment):
       return []
-    teacher = next(name for name, choice in self.choices.items()
-                   if choice["key"] == list(_key(experiment, experiment.flag("strong"))))
-    settings = self.choices[teacher]["settings"]
-    return [f"--{TEACHER_FLAGS[name]}={settings[name]!r}" for name in TEACHER_FLAGS
-            if name in settings]
+    by_key = {tuple(choice["key"]): choice["settings"] for choice in self.choices.values()}
+    teachers = [by_key[_key(experiment, m)] for m in strong_modalities(experiment)]
+    return [f"--{flag}={strong_flags.flag_value([t[name] for t in teachers])}"
+            for name, flag in TEACHER_FLAGS.items() if all(name in t for t in teachers)]
 
   def study(self, experiment):
     """Runs (or resumes, or reads) the experiment's study; returns its choice record."""
@@ -110,6 +117,8 @@ class TableTuner:
 
 
 def seed_settings(choice):
-  """A row's chosen settings and its teacher's, as (flag, value) pairs for its seed runs."""
-  teacher = [(flag, float(value)) for flag, value in choice["teacher"].items()]
+  """A row's chosen settings and its teachers', as (flag, value) pairs for its seed runs (a
+  number, or the text of one number per teacher)."""
+  teacher = [(flag, value if "," in value else float(value))
+             for flag, value in choice["teacher"].items()]
   return tuple(sorted(choice["settings"].items())) + tuple(teacher)

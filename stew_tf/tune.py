@@ -32,6 +32,7 @@ from stew_tf import records
 from stew_tf import runner
 from stew_tf import search_space
 from stew_tf import splits
+from stew_tf import strong_flags
 from stew_tf import tasks
 from stew_tf import tune_records
 from stew_tf import workdir as workdir_lib
@@ -130,14 +131,12 @@ class Request:
 
   def _teacher_pins(self, given):
     """The teachers' own settings that the command leaves to their defaults, pinned: --strong_*
-    default to the (searched) student's. The --strong_* flags set every teacher alike, so the
-    first one's are all of them."""
-    if not self.config.teachers:
-      return []
-    teacher = self.config.teachers[0]
-    pins = {"strong_learning_rate": teacher.trainer.learning_rate,
-            "strong_dropout": teacher.encoder.dropout}
-    return [f"--{name}={value!r}" for name, value in pins.items() if name not in given]
+    default to the (searched) student's. One value when every teacher has it, else one each."""
+    teachers = self.config.teachers
+    pins = {"strong_learning_rate": [t.trainer.learning_rate for t in teachers],
+            "strong_dropout": [t.encoder.dropout for t in teachers]}
+    return [f"--{name}={strong_flags.flag_value(values)}" for name, values in pins.items()
+            if values and name not in given]
 
   def settings(self):
     """The study's identity: the base config without the searched leaves, the search space,

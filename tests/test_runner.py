@@ -15,8 +15,9 @@ from tests.helpers import install_fake_main
 from tests.helpers import run_main
 
 # Stands in for `python -m stew_tf.main`: logs its arguments and writes a results.json whose
-# validation accuracy peaks at dropout 0.5 and whose test accuracy peaks at dropout 0.2, and a
-# predictions.npz (2 test clips of 2 segments) when FAKE_PREDICTIONS is set.
+# validation accuracy peaks at dropout 0.5 (and, for the video model, at the lowest learning
+# rate) and whose test accuracy peaks at dropout 0.2, and a predictions.npz (2 test clips of 2
+# segments) when FAKE_PREDICTIONS is set.
 FAKE_MAIN = r'''
 import json, os, pathlib, sys
 import numpy as np
@@ -42,7 +43,8 @@ results = {
                "trainer": {"monitor": "accuracy", "select_on": values["select_on"],
                            "validation": values["validation"]}},
     "strong_model": None,
-    "weak_model": {"validation": metrics(0.7 - (dropout - 0.5) ** 2),
+    "weak_model": {"validation": metrics(0.7 - (dropout - 0.5) ** 2 - (
+        float(values.get("learning_rate", 1e-4)) if values["weak"] == "video" else 0)),
                    "test": metrics(0.6 - dropout / 10 + seed / 100)},
     "epochs": {"stage1": 3 if transfer else 0, "stage2": 5},
     "wall_seconds": 1.0, "export_dir": "",
@@ -314,13 +316,40 @@ def test_report_has_computed_baselines_intervals_and_the_environment(tmp_path, f
       "trivial", "linear_probe"]
 
 
-def test_tune_leaves_out_rows_with_several_teachers_and_says_so(tmp_path, fake_main):
+def test_tune_gives_each_of_several_teachers_its_own_rows_choice(tmp_path, fake_main):
   command, calls = fake_main
-  failures, log = _reproduce(tmp_path / "out", command, seeds=1, tune=1,
-                             only="mosi_text_video_to_audio_cm_stew,mosi_audio_enc_cls")
-  assert failures == []
-  assert "mosi_text_video_to_audio_cm_stew: left out of --tune" in log
-  assert sorted({_experiment(c) for c in calls()}) == ["mosi_audio_enc_cls"]
+  out = tmp_path / "out"
+  row = "mosi_text_video_to_audio_cm_stew"
+  assert _reproduce(out, command, seeds=2, tune=4, only=row)[0] == []
+  choices = json.loads((out / table_tuning.CHOICES_FILE).read_text())
+  assert sorted(choices) == ["mosi_text_enc_cls", row, "mosi_video_enc_cls"]
+  teachers = [choices[f"mosi_{modality}_enc_cls"]["settings"] for modality in ("text", "video")]
+  # The fake's video model prefers another learning rate, not another dropout.
+  assert teachers[0]["learning_rate"] != teachers[1]["learning_rate"]
+  assert teachers[0]["dropout"] == teachers[1]["dropout"]
+  calls_of_row = [c for c in calls() if _experiment(c) == row]
+  assert len(calls_of_row) == 4 + 2  # the study's trials, then seeds 0 and 1
+  for call in calls_of_row:
+    for name, flag in table_tuning.TEACHER_FLAGS.items():
+      values = [float(v) for v in _flag(call, flag).split(",")]
+      # One value per teacher, or one for both when they chose the same.
+      assert values == ([t[name] for t in teachers] if name == "learning_rate"
+                        else [teachers[0][name]])
+  assert choices[row]["teacher"]["strong_learning_rate"] == ",".join(
+      repr(t["learning_rate"]) for t in teachers)
+  rates = "/".join(f"{t['learning_rate']:.3g}" for t in teachers)
+  assert f"strong_learning_rate {rates} |" in (out / "results.md").read_text()
+
+
+def test_tune_refuses_all_as_the_strong_modalities(tmp_path, fake_main):
+  command, _ = fake_main
+  flagfile = tmp_path / "flags" / "mosi_all_to_audio_cm_stew.cfg"
+  flagfile.parent.mkdir()
+  flagfile.write_text("--dataset=mosi\n--strong=all\n--weak=audio\n--method=cm_stew\n")
+  experiment = flagfiles.find_experiments("mosi", flagfile_dir=flagfile.parent)[0]
+  with pytest.raises(runner.ReproduceError, match="--strong=all; --tune needs the strong "
+                     "modalities named"):
+    table_tuning.with_teachers([experiment], "mosi")
 
 
 @pytest.mark.parametrize("protocol", [{"validation": "none"}, {"select_on": "test"}])

@@ -56,6 +56,24 @@ def test_a_teacher_has_the_identity_it_has_in_a_run_of_its_own():
     assert two.teacher_identity(record, teacher) == alone.teacher_identity(record)
 
 
+def test_each_teacher_takes_its_own_dropout_and_learning_rate():
+  record = {"data_fingerprint": "f"}
+  two = _parse("--strong=text,video", "--strong_dropout=0.2,0.5", "--strong_learning_rate=1e-3",
+               "--dropout=0.4", "--learning_rate=2e-3")
+  assert [t.encoder.dropout for t in two.teachers] == [0.2, 0.5]
+  assert [t.trainer.learning_rate for t in two.teachers] == [1e-3, 1e-3]  # one for both
+  assert two.student.encoder.dropout == 0.4 and two.trainer.learning_rate == 2e-3
+  # Each teacher is the one a run of its own with its settings trains: the cache shares it.
+  for teacher, dropout in zip(two.teachers, ("0.2", "0.5")):
+    alone = _parse(f"--strong={teacher.modality}", f"--strong_dropout={dropout}",
+                   "--strong_learning_rate=1e-3")
+    assert two.teacher_identity(record, teacher) == alone.teacher_identity(record)
+  # Unset, they fall back to the student's, as with one teacher.
+  plain = _parse("--strong=text,video", "--dropout=0.4", "--learning_rate=2e-3")
+  assert [(t.encoder.dropout, t.trainer.learning_rate) for t in plain.teachers] == [
+      (0.4, 2e-3), (0.4, 2e-3)]
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--strong=text,text"], "--strong=text,text names text twice; name each strong modality "
                              "once"),
@@ -67,10 +85,17 @@ def test_a_teacher_has_the_identity_it_has_in_a_run_of_its_own():
     (["--strong="], "--strong=: expected one modality or several, comma-separated, of: text, "
                     "audio, video, label_echo (or all)"),
     (["--strong=text,video", "--alpha=0.1,0.2,0.3"],
-     "--alpha=0.1,0.2,0.3: expected one weight for every teacher, or one per strong modality of "
+     "--alpha=0.1,0.2,0.3: expected one value for every teacher, or one per strong modality of "
      "--strong=text,video (2: text, video)"),
-    (["--strong=text", "--beta=1,2"], "--beta=1.0,2.0: expected one weight for every teacher, "
+    (["--strong=text", "--beta=1,2"], "--beta=1.0,2.0: expected one value for every teacher, "
                                       "or one per strong modality of --strong=text (1: text)"),
+    (["--strong=text,video", "--strong_dropout=0.2,0.5,0.7"],
+     "--strong_dropout=0.2,0.5,0.7: expected one value for every teacher, or one per strong "
+     "modality of --strong=text,video (2: text, video)"),
+    (["--strong_dropout=0.2,1.5"], "flag --strong_dropout=0.2,1.5: expected a number in "
+                                   "[0, 0.9]"),
+    (["--strong_learning_rate=0.1,0"], "flag --strong_learning_rate=0.1,0.0: expected a number "
+                                       "in (0, 1]"),
     (["--alpha=0.1,x"], "flag --alpha=0.1,x: expected a number, or one per strong modality, "
                         "comma-separated"),
     (["--alpha=0.1,-1"], "flag --alpha=0.1,-1.0: expected a number >= 0"),

@@ -17,6 +17,7 @@ from stew_tf import cli_flags
 from stew_tf import data
 from stew_tf import paper
 from stew_tf import search_space
+from stew_tf import strong_flags
 from stew_tf import tune
 from tests.helpers import REPO_ROOT
 from tests.helpers import install_fake_main
@@ -313,3 +314,15 @@ def test_every_teacher_of_a_study_is_pinned_to_the_base_settings(tmp_path):
                           "--strong_dropout=0.5", f"--study={tmp_path / 'study'}"])
   assert "--strong_dropout=0.5" in request.main_args
   assert [d.name for d in request.dimensions] == ["dropout", "learning_rate", "alpha", "beta"]
+
+
+def test_a_study_keeps_each_teachers_own_settings(tmp_path):
+  request = tune.Request(["stew_tf.tune", "--strong=text,video", "--weak=audio",
+                          "--strong_dropout=0.2,0.5", f"--study={tmp_path / 'study'}"])
+  assert [t.encoder.dropout for t in request.config.teachers] == [0.2, 0.5]
+  assert "--strong_dropout=0.2,0.5" in request.main_args
+  # The unset learning rate is the same for both teachers: pinned as one value.
+  rate = data.DATASETS["stew_synthetic"].learning_rate
+  assert f"--strong_learning_rate={rate!r}" in request.main_args
+  assert strong_flags.flag_value([0.1, 0.1]) == "0.1"
+  assert strong_flags.flag_value([0.1, 0.01]) == "0.1,0.01"
