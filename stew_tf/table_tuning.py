@@ -69,14 +69,14 @@ class TableTuner:
     self.trials, self.out, self.jobs, self.log = trials, out, jobs, log
     self.main_args, self.command = list(main_args), command
     self.choices = {}
+    self.enc_cls = {}  # (dataset, label, modality) -> its enc_cls row's choice: its teacher's
 
   def teacher_args(self, experiment):
     """The teachers' tuned settings as flags, one value per teacher when they differ (none for
     a labels-only row)."""
     if not is_transfer(experiment):
       return []
-    by_key = {tuple(choice["key"]): choice["settings"] for choice in self.choices.values()}
-    teachers = [by_key[_key(experiment, m)] for m in strong_modalities(experiment)]
+    teachers = [self.enc_cls[_key(experiment, m)] for m in strong_modalities(experiment)]
     return [f"--{flag}={strong_flags.flag_value([t[name] for t in teachers])}"
             for name, flag in TEACHER_FLAGS.items() if all(name in t for t in teachers)]
 
@@ -112,7 +112,9 @@ class TableTuner:
   def tune(self, experiments):
     """Tunes every experiment (labels-only rows first); returns {name: choice}."""
     for experiment in experiments:
-      self.choices[experiment.name] = self.study(experiment)
+      choice = self.choices[experiment.name] = self.study(experiment)
+      if experiment.flag("method") == "enc_cls":
+        self.enc_cls[tuple(choice["key"])] = choice["settings"]
     return self.choices
 
 

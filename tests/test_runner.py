@@ -16,8 +16,8 @@ from tests.helpers import run_main
 
 # Stands in for `python -m stew_tf.main`: logs its arguments and writes a results.json whose
 # validation accuracy peaks at dropout 0.5 (and, for the video model, at the lowest learning
-# rate) and whose test accuracy peaks at dropout 0.2, and a predictions.npz (2 test clips of 2
-# segments) when FAKE_PREDICTIONS is set.
+# rate; a transfer row's grows with beta) and whose test accuracy peaks at dropout 0.2, and a
+# predictions.npz (2 test clips of 2 segments) when FAKE_PREDICTIONS is set.
 FAKE_MAIN = r'''
 import json, os, pathlib, sys
 import numpy as np
@@ -44,7 +44,8 @@ results = {
                            "validation": values["validation"]}},
     "strong_model": None,
     "weak_model": {"validation": metrics(0.7 - (dropout - 0.5) ** 2 - (
-        float(values.get("learning_rate", 1e-4)) if values["weak"] == "video" else 0)),
+        float(values.get("learning_rate", 1e-4)) if values["weak"] == "video" else 0) + (
+        float(values.get("beta", 1)) / 100 if transfer else 0)),
                    "test": metrics(0.6 - dropout / 10 + seed / 100)},
     "epochs": {"stage1": 3 if transfer else 0, "stage2": 5},
     "wall_seconds": 1.0, "export_dir": "",
@@ -320,9 +321,15 @@ def test_tune_gives_each_of_several_teachers_its_own_rows_choice(tmp_path, fake_
   command, calls = fake_main
   out = tmp_path / "out"
   row = "mosi_text_video_to_audio_cm_stew"
-  assert _reproduce(out, command, seeds=2, tune=4, only=row)[0] == []
+  # text -> video and video cls_only are tuned before the row and are video rows too: the
+  # teacher must still get the video enc_cls row's choice.
+  only = f"mosi_text_to_video_cm_stew,mosi_video_cls_only,{row}"
+  assert _reproduce(out, command, seeds=2, tune=4, only=only)[0] == []
   choices = json.loads((out / table_tuning.CHOICES_FILE).read_text())
-  assert sorted(choices) == ["mosi_text_enc_cls", row, "mosi_video_enc_cls"]
+  assert sorted(choices) == ["mosi_text_enc_cls", "mosi_text_to_video_cm_stew", row,
+                             "mosi_video_cls_only", "mosi_video_enc_cls"]
+  assert choices["mosi_text_to_video_cm_stew"]["settings"]["learning_rate"] != choices[
+      "mosi_video_enc_cls"]["settings"]["learning_rate"]
   teachers = [choices[f"mosi_{modality}_enc_cls"]["settings"] for modality in ("text", "video")]
   # The fake's video model prefers another learning rate, not another dropout.
   assert teachers[0]["learning_rate"] != teachers[1]["learning_rate"]
